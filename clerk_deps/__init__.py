@@ -1,0 +1,40 @@
+"""clerk_deps: trust Clerk sessions in FastAPI with one typed dependency.
+
+from clerk_deps import CurrentUserDep
+
+@app.get("/me")
+async def me(user: CurrentUserDep):
+    return {"user_id": user.sub, "email": user.email}
+"""
+
+from .claims import Actor, ClerkClaims
+from .dependencies import (
+    CurrentUserDep,
+    OptionalUserDep,
+    clerk_lifespan,
+    optional_clerk_user,
+    require_clerk_user,
+)
+from .errors import ClerkAuthError, ErrorReason, clerk_error_handler
+from .keys import warm_up
+from .settings import ClerkSettings, get_settings
+from .tokens import verify_token
+
+__all__ = [
+    "Actor",
+    "ClerkAuthError",
+    "ClerkClaims",
+    "ClerkSettings",
+    "CurrentUserDep",
+    "ErrorReason",
+    "OptionalUserDep",
+    "clerk_error_handler",
+    "clerk_lifespan",
+    "get_settings",
+    "optional_clerk_user",
+    "require_clerk_user",
+    "verify_token",
+    "warm_up",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,327 @@
+"""Configuration: ``ClerkSettings`` and the process-wide ``get_settings``.
+
+Values come from, highest priority first: keyword arguments, real environment variables,
+``.env.local``, ``.env`` (both read from the working directory when the settings are built).
+Nothing is read at import time: :func:`get_settings` builds the object on first use, so an
+app module imported before its dotenv file exists still sees the file on its first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ClerkAuthError, ErrorReason
+
+__all__ = ["ClerkSettings", "get_settings", "issuer_from_publishable_key"]
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _env(*names: str) -> Any:
+    """Accept the field name as a keyword and each listed variable from the environment."""
+    return AliasChoices(*names)
+
+
+class ClerkSettings(BaseSettings):
+    """Everything ``require_clerk_user`` needs to trust a Clerk session token.
+
+    One of ``jwt_key``, ``issuer`` / ``publishable_key`` / ``jwks_url`` or ``secret_key`` is
+    enough; ``issuer`` (or ``publishable_key``) is recommended in any case, so that ``iss`` is
+    checked.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLERK_",
+        env_file=(".env", ".env.local"),
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        validate_default=False,
+    )
+
+    issuer: str | None = Field(default=None, validation_alias=_env("CLERK_ISSUER"))
+    publishable_key: str | None = Field(
+        default=None, validation_alias=_env("CLERK_PUBLISHABLE_KEY")
+    )
+    jwt_key: str | None = Field(
+        default=None, validation_alias=_env("CLERK_JWT_KEY", "CLERK_PEM_PUBLIC_KEY"), repr=False
+    )
+    jwks_url: str | None = Field(default=None, validation_alias=_env("CLERK_JWKS_URL"))
+    secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("CLERK_SECRET_KEY"), repr=False
+    )
+    api_url: str = Field(default="https://api.clerk.com", validation_alias=_env("CLERK_API_URL"))
+    audience: Annotated[str | list[str] | None, NoDecode] = Field(
+        default=None, validation_alias=_env("CLERK_JWT_AUDIENCE", "CLERK_AUDIENCE")
+    )
+    authorized_parties: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CLERK_AUTHORIZED_PARTIES")
+    )
+    leeway: float = Field(default=5.0, ge=0, le=60, validation_alias=_env("CLERK_LEEWAY"))
+    verify_iat: bool = Field(default=True, validation_alias=_env("CLERK_VERIFY_IAT"))
+    accept_pending_sessions: bool = Field(
+        default=False, validation_alias=_env("CLERK_ACCEPT_PENDING_SESSIONS")
+    )
+    accept_jwt_templates: bool = Field(
+        default=False, validation_alias=_env("CLERK_ACCEPT_JWT_TEMPLATES")
+    )
+    session_cookie: str = Field(
+        default="__session", min_length=1, validation_alias=_env("CLERK_SESSION_COOKIE")
+    )
+    jwks_cache_ttl: float = Field(default=300, ge=0, validation_alias=_env("CLERK_JWKS_CACHE_TTL"))
+    jwks_refresh_cooldown: float = Field(
+        default=10, ge=0, validation_alias=_env("CLERK_JWKS_REFRESH_COOLDOWN")
+    )
+    http_timeout: float = Field(
+        default=5, gt=0, le=120, validation_alias=_env("CLERK_HTTP_TIMEOUT")
+    )
+    token_cache_size: int = Field(
+        default=10_000, ge=0, validation_alias=_env("CLERK_TOKEN_CACHE_SIZE")
+    )
+
+    def __init__(self, **values: Any) -> None:
+        # Unknown keywords are a programming error; unknown *environment* variables are not
+        # (real .env files hold DATABASE_URL, CLERK_SIGN_IN_URL, ...), hence no extra="forbid".
+        unknown = [name for name in values if not name.startswith("_") and name not in _ACCEPTED]
+        if unknown:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(type="extra_forbidden", loc=(name,), input=None)
+                    for name in unknown
+                ],
+                hide_input=True,
+            )
+        super().__init__(**values)
+
+    # -- field validators -------------------------------------------------------------
+
+    @field_validator("issuer", "jwks_url", "publishable_key", "jwt_key", "audience", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value.strip().rstrip("/"), "CLERK_ISSUER")
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value.strip(), "CLERK_JWKS_URL")
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        return _checked_url(value.strip().rstrip("/"), "CLERK_API_URL")
+
+    @field_validator("publishable_key")
+    @classmethod
+    def _check_publishable_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            issuer_from_publishable_key(value.strip())
+            return value.strip()
+        return None
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _check_jwt_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        pem = value.strip().strip('"').replace("\\n", "\n")
+        load_rsa_public_key(pem)
+        return pem
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _parse_audience(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = _split_list(value, "CLERK_JWT_AUDIENCE")
+            return items[0] if len(items) == 1 else (items or None)
+        return value
+
+    @field_validator("authorized_parties", mode="before")
+    @classmethod
+    def _parse_authorized_parties(cls, value: Any) -> Any:
+        items = _split_list(value, "CLERK_AUTHORIZED_PARTIES") if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [p.strip().rstrip("/") if isinstance(p, str) else p for p in items]
+        return items
+
+    @model_validator(mode="after")
+    def _derive(self) -> ClerkSettings:
+        if self.issuer is None and self.publishable_key is not None:
+            self.issuer = issuer_from_publishable_key(self.publishable_key)
+        if self.jwks_url is None and self.issuer is not None:
+            self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
+        return self
+
+    # -- derived views ---------------------------------------------------------------
+
+    @property
+    def key_source_name(self) -> str | None:
+        """Which key source verification uses: ``"jwt_key"``, ``"jwks_url"``, ``"secret_key"``."""
+        if self.jwt_key:
+            return "jwt_key"
+        if self.jwks_url:
+            return "jwks_url"
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return "secret_key"
+        return None
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """The configured audience as a tuple; empty when audience checking is off."""
+        if self.audience is None:
+            return ()
+        return (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
+
+
+_ACCEPTED = frozenset(
+    {name for name in ClerkSettings.model_fields}
+    | {
+        alias.lower()
+        for field in ClerkSettings.model_fields.values()
+        if isinstance(field.validation_alias, AliasChoices)
+        for alias in field.validation_alias.choices
+        if isinstance(alias, str)
+    }
+    | {
+        alias
+        for field in ClerkSettings.model_fields.values()
+        if isinstance(field.validation_alias, AliasChoices)
+        for alias in field.validation_alias.choices
+        if isinstance(alias, str)
+    }
+)
+
+
+def _setting_error(variable: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "clerk_setting",
+        "{variable}: {message}",
+        {
+            "variable": variable,
+            "message": message,
+        },
+    )
+
+
+def _checked_url(url: str, variable: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS:
+        return url
+    if parts.scheme == "http":
+        raise _setting_error(
+            variable, "must use https:// (plain http is only allowed for localhost and 127.0.0.1)"
+        )
+    raise _setting_error(
+        variable, "must be an absolute https:// URL, e.g. https://your-app.clerk.accounts.dev"
+    )
+
+
+def _split_list(value: str, variable: str) -> list[Any]:
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise _setting_error(variable, "looks like a JSON list but does not parse") from None
+        if not isinstance(parsed, list) or not all(isinstance(i, str) for i in parsed):
+            raise _setting_error(variable, "must be a JSON list of strings")
+        return [i.strip() for i in parsed if i.strip()]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def issuer_from_publishable_key(publishable_key: str) -> str:
+    """The Frontend API URL encoded in a ``pk_test_...`` / ``pk_live_...`` key."""
+    prefix, _, encoded = publishable_key.partition("_")
+    environment, _, encoded = encoded.partition("_")
+    bad = _setting_error(
+        "CLERK_PUBLISHABLE_KEY",
+        "is not a Clerk publishable key (expected pk_test_... or pk_live_...)",
+    )
+    if prefix != "pk" or environment not in ("test", "live") or not encoded:
+        raise bad
+    try:
+        host = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    host = host.removesuffix("$")
+    if not host or any(c in host for c in "/:@ ?#$") or not host.isprintable():
+        raise bad
+    return f"https://{host}"
+
+
+def load_rsa_public_key(pem: str) -> RSAPublicKey:
+    """Parse ``pem`` as an RSA public key or raise a settings error naming ``CLERK_JWT_KEY``."""
+    if pem.startswith(("sk_test_", "sk_live_")):
+        raise _setting_error(
+            "CLERK_JWT_KEY",
+            "holds a secret key (sk_...); put it in CLERK_SECRET_KEY and the "
+            "PEM public key ('-----BEGIN PUBLIC KEY-----...') from the Clerk dashboard here",
+        )
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise _setting_error(
+            "CLERK_JWT_KEY",
+            "is not a PEM public key; copy 'JWKS Public Key' from the Clerk dashboard "
+            "(-----BEGIN PUBLIC KEY----- ...), with real or \\n-escaped newlines",
+        ) from None
+    if not isinstance(key, RSAPublicKey):
+        raise _setting_error("CLERK_JWT_KEY", "must be an RSA public key (Clerk signs with RS256)")
+    return key
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A one-paragraph summary naming the variables to fix, without any input value."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        message = item["msg"]
+        if item["type"] != "clerk_setting":
+            loc = ".".join(str(p) for p in item["loc"])
+            variable = f"CLERK_{loc.upper()}" if loc else "settings"
+            message = f"{variable}: {message}"
+        parts.append(message)
+    return "; ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ClerkSettings:
+    """The process-wide settings, built on first call (never at import).
+
+    ``get_settings.cache_clear()`` forces a re-read. Invalid configuration raises a
+    :class:`ClerkAuthError` with reason ``auth-not-configured`` naming the variables to fix,
+    so a protected route answers a clear 500 instead of a stack trace.
+    """
+    try:
+        return ClerkSettings()
+    except ValidationError as error:
+        raise ClerkAuthError(
+            ErrorReason.AUTH_NOT_CONFIGURED,
+            f"Clerk settings are invalid: {describe_validation_error(error)}",
+        ) from None

@@ -1,0 +1,269 @@
+"""``verify_token``: the framework-free core.
+
+Checks run in a fixed order, cheapest and least revealing first: size and shape, header
+``alg``, key lookup, signature, then claims. Until the signature has verified, nothing about
+the token's claims is used or reported. The algorithm is fixed to RS256 and never read from
+the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from .claims import ClerkClaims
+from .errors import ClerkAuthError, ErrorReason
+from .keys import key_source_for
+from .settings import ClerkSettings, get_settings
+
+__all__ = ["MAX_TOKEN_BYTES", "verify_token"]
+
+MAX_TOKEN_BYTES = 16 * 1024
+SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+TEMPLATE_CATEGORY = "cl_B7d4PD222AAA"
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_STRING_CLAIMS = ("iss", "sid", "azp", "sts", "jti", "email")
+
+Clock = Callable[[], float]
+
+
+async def verify_token(
+    token: str, settings: ClerkSettings | None = None, *, clock: Clock = time.time
+) -> ClerkClaims:
+    """Verify a Clerk session token and return its claims.
+
+    Raises :class:`ClerkAuthError` with the reason code of contract section 3. ``settings``
+    defaults to :func:`get_settings`; ``clock`` (seconds since the epoch) is for tests.
+    """
+    if settings is None:
+        settings = get_settings()
+    source = key_source_for(settings)
+    header, payload, signing_input, signature = _split(token)
+    _check_algorithm(header)
+    kid = header.get("kid")
+    key = await source.get_key(kid if isinstance(kid, str) else None)
+    if not key.verify(signing_input, signature):
+        raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
+    _check_claim_types(payload)
+    _check_token_type(header, payload, settings)
+    _check_times(payload, settings, clock())
+    _check_issuer(payload, settings)
+    _check_audience(payload, settings)
+    _check_authorized_party(payload, settings)
+    _check_session_status(payload, settings)
+    try:
+        return ClerkClaims.from_payload(payload)
+    except ValidationError as error:
+        fields = sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID, f"claims of the wrong type: {', '.join(fields)}"
+        ) from None
+
+
+def _invalid(reason: ErrorReason, message: str) -> ClerkAuthError:
+    return ClerkAuthError(reason, message)
+
+
+# -- shape -------------------------------------------------------------------------------
+
+
+def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID,
+            f"token is larger than {MAX_TOKEN_BYTES // 1024} KiB; Clerk session tokens are ~1 KiB",
+        )
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID,
+            f"not a JWT: expected 3 dot-separated segments, got {len(parts)}",
+        )
+    if not all(_SEGMENT.fullmatch(part) for part in parts):
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID, "not a JWT: segments must be non-empty base64url text"
+        )
+    header = _decode_segment(parts[0], "header")
+    payload = _decode_segment(parts[1], "payload")
+    signature = _b64decode(parts[2])
+    if signature is None:
+        raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: the signature is not base64url")
+    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def _b64decode(segment: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_segment(segment: str, name: str) -> dict[str, Any]:
+    raw = _b64decode(segment)
+    if raw is None:
+        raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not base64url")
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not JSON") from None
+    if not isinstance(value, dict):
+        raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not a JSON object")
+    return value
+
+
+def _check_algorithm(header: dict[str, Any]) -> None:
+    alg = header.get("alg")
+    if alg != "RS256":
+        shown = repr(alg)[:20] if isinstance(alg, str) else "missing or not a string"
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID_ALGORITHM,
+            f"header alg {shown} is not allowed; Clerk session tokens are signed with RS256",
+        )
+
+
+def _signature_hint(settings: ClerkSettings) -> str:
+    if settings.key_source_name == "jwt_key":
+        return (
+            "signature does not verify with CLERK_JWT_KEY; the key may belong to another "
+            "Clerk instance or have been rotated (use the key set URL via CLERK_ISSUER)"
+        )
+    return "signature does not verify with the key of this kid"
+
+
+# -- claims ------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON NumericDate we can compare safely: finite and within 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 2**63 and math.isfinite(value)
+
+
+def _check_claim_types(payload: dict[str, Any]) -> None:
+    missing = [name for name in ("sub", "iat", "exp") if name not in payload]
+    if missing:
+        raise _invalid(ErrorReason.TOKEN_INVALID, f"required claim missing: {', '.join(missing)}")
+    for name in ("iat", "exp", "nbf"):
+        if name in payload and not _is_number(payload[name]):
+            raise _invalid(ErrorReason.TOKEN_INVALID, f"claim '{name}' must be a number")
+    if not isinstance(payload["sub"], str) or not payload["sub"]:
+        raise _invalid(ErrorReason.TOKEN_INVALID, "claim 'sub' must be a non-empty string")
+    for name in _STRING_CLAIMS:
+        if payload.get(name) is not None and not isinstance(payload[name], str):
+            raise _invalid(ErrorReason.TOKEN_INVALID, f"claim '{name}' must be a string")
+
+
+def _check_token_type(
+    header: dict[str, Any], payload: dict[str, Any], settings: ClerkSettings
+) -> None:
+    category = header.get("cat")
+    accepted = SESSION_CATEGORIES | (
+        {TEMPLATE_CATEGORY} if settings.accept_jwt_templates else set()
+    )
+    if category is not None and category not in accepted:
+        kind = "a JWT-template" if category == TEMPLATE_CATEGORY else "not a session"
+        hint = " (set CLERK_ACCEPT_JWT_TEMPLATES=true to accept it)" if kind[0] == "a" else ""
+        raise _invalid(ErrorReason.TOKEN_TYPE_MISMATCH, f"token category is {kind} token{hint}")
+    typ = header.get("typ")
+    if isinstance(typ, str) and typ.lower() in ("at+jwt", "application/at+jwt"):
+        raise _invalid(
+            ErrorReason.TOKEN_TYPE_MISMATCH, "an OAuth access token (typ at+jwt) is not a session"
+        )
+    if payload["sub"].startswith("mch_"):
+        raise _invalid(
+            ErrorReason.TOKEN_TYPE_MISMATCH, "a machine token (sub mch_...) is not a user session"
+        )
+    if not payload.get("sid") and not settings.accept_jwt_templates:
+        raise _invalid(
+            ErrorReason.TOKEN_TYPE_MISMATCH,
+            "token has no 'sid', so it is not a session token (JWT-template tokens outlive "
+            "their session; set CLERK_ACCEPT_JWT_TEMPLATES=true to accept them)",
+        )
+
+
+def _check_times(payload: dict[str, Any], settings: ClerkSettings, now: float) -> None:
+    leeway = settings.leeway
+    exp = payload["exp"]
+    if exp + leeway <= now:
+        raise _invalid(
+            ErrorReason.TOKEN_EXPIRED,
+            f"token expired {now - exp:.0f} s ago (leeway {leeway:g} s); Clerk session tokens "
+            "live 60 s, so fetch a fresh one right before each call",
+        )
+    nbf = payload.get("nbf")
+    if nbf is not None and nbf - leeway > now:
+        raise _invalid(
+            ErrorReason.TOKEN_NOT_ACTIVE_YET,
+            f"token is not valid for another {nbf - now:.0f} s (nbf, leeway {leeway:g} s); "
+            "check this server's clock",
+        )
+    iat = payload["iat"]
+    if settings.verify_iat and iat - leeway > now:
+        raise _invalid(
+            ErrorReason.TOKEN_IAT_IN_THE_FUTURE,
+            f"token was issued {iat - now:.0f} s in the future (iat, leeway {leeway:g} s); "
+            "check this server's clock",
+        )
+
+
+def _quoted(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_issuer(payload: dict[str, Any], settings: ClerkSettings) -> None:
+    if settings.issuer is None:
+        return
+    iss = payload.get("iss")
+    if iss != settings.issuer:
+        shown = "missing" if iss is None else _quoted(iss)
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID_ISSUER,
+            f"iss {shown} does not match CLERK_ISSUER {settings.issuer!r}",
+        )
+
+
+def _check_audience(payload: dict[str, Any], settings: ClerkSettings) -> None:
+    expected = settings.audiences
+    if not expected:
+        return
+    aud = payload.get("aud")
+    presented = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not any(isinstance(a, str) and a in expected for a in presented):
+        shown = "missing" if aud is None else _quoted(aud)
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID_AUDIENCE,
+            f"aud {shown} does not match CLERK_JWT_AUDIENCE; Clerk session tokens carry no "
+            "'aud', so leave CLERK_JWT_AUDIENCE unset unless you verify JWT-template tokens",
+        )
+
+
+def _check_authorized_party(payload: dict[str, Any], settings: ClerkSettings) -> None:
+    if not settings.authorized_parties:
+        return
+    azp = payload.get("azp")
+    if azp not in settings.authorized_parties:
+        shown = "missing" if azp is None else _quoted(azp)
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID_AUTHORIZED_PARTIES,
+            f"azp {shown} is not in CLERK_AUTHORIZED_PARTIES",
+        )
+
+
+def _check_session_status(payload: dict[str, Any], settings: ClerkSettings) -> None:
+    if payload.get("sts") == "pending" and not settings.accept_pending_sessions:
+        raise _invalid(
+            ErrorReason.SESSION_PENDING,
+            "the session is pending (the user has tasks to finish, e.g. choosing an "
+            "organization); set CLERK_ACCEPT_PENDING_SESSIONS=true to accept it",
+        )

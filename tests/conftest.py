@@ -1,0 +1,24 @@
+"""Shared fixtures: every test starts with no CLERK_* variables, no cached settings and no
+cached key sources, so tests never depend on the developer's own environment or order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from clerk_deps import get_settings
+from clerk_deps.keys import clear_key_sources
+
+
+@pytest.fixture(autouse=True)
+def _isolated_clerk_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.upper().startswith("CLERK_"):
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    clear_key_sources()
+    yield
+    get_settings.cache_clear()
+    clear_key_sources()
