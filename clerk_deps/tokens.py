@@ -88,10 +88,11 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
             ErrorReason.TOKEN_INVALID,
             f"not a JWT: expected 3 dot-separated segments, got {len(parts)}",
         )
-    if not all(_SEGMENT.fullmatch(part) for part in parts):
-        raise _invalid(
-            ErrorReason.TOKEN_INVALID, "not a JWT: segments must be non-empty base64url text"
-        )
+    # The signature may be empty here (an `alg: none` token): the algorithm check rejects it.
+    if not (_SEGMENT.fullmatch(parts[0]) and _SEGMENT.fullmatch(parts[1])) or (
+        parts[2] and not _SEGMENT.fullmatch(parts[2])
+    ):
+        raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: segments must be base64url text")
     header = _decode_segment(parts[0], "header")
     payload = _decode_segment(parts[1], "payload")
     signature = _b64decode(parts[2])
