@@ -1,0 +1,26 @@
+"""`make demo` keeps working: the demo script runs end to end and exits 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs_end_to_end() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("CLERK_")}
+    result = subprocess.run(
+        [sys.executable, "examples/demo.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("201", "session-token-missing", "token-expired", "Demo finished"):
+        assert expected in result.stdout
+    assert "FAILED" not in result.stdout
