@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test lint typecheck pytest demo run clean
+.PHONY: test lint typecheck pytest demo run docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,28 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict clerk_deps
 
+# coverage starts before pytest so that modules imported by the pytest11 plugin are measured.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest --cov=clerk_deps --cov-report=term --cov-fail-under=95
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report --fail-under=95
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 run: $(STAMP)
 	$(BIN)/python -m uvicorn examples.jobs_api:app --host 127.0.0.1 --port 8000
+
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .coverage .mypy_cache .ruff_cache .pytest_cache htmlcov
