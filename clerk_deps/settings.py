@@ -190,6 +190,22 @@ class ClerkSettings(BaseSettings):
             return "secret_key"
         return None
 
+    def verification_policy(self) -> tuple[Any, ...]:
+        """Every setting that decides whether a verified signature makes a valid token.
+
+        Two settings objects with the same policy and key source accept the same tokens, so
+        they may share verified-token caches.
+        """
+        return (
+            self.issuer,
+            self.audiences,
+            tuple(self.authorized_parties),
+            self.leeway,
+            self.verify_iat,
+            self.accept_pending_sessions,
+            self.accept_jwt_templates,
+        )
+
     @property
     def audiences(self) -> tuple[str, ...]:
         """The configured audience as a tuple; empty when audience checking is off."""

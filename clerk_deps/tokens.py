@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
-from .keys import key_source_for
+from .keys import KeySource, key_source_for
 from .settings import ClerkSettings, get_settings
+from .token_cache import token_cache_for
 
 __all__ = ["MAX_TOKEN_BYTES", "verify_token"]
 
@@ -43,10 +44,30 @@ async def verify_token(
 
     Raises :class:`ClerkAuthError` with the reason code of contract section 3. ``settings``
     defaults to :func:`get_settings`; ``clock`` (seconds since the epoch) is for tests.
+    A token that passed every check is remembered until it expires (``token_cache_size``),
+    so a repeated token skips the signature check but never the expiry check.
     """
     if settings is None:
         settings = get_settings()
     source = key_source_for(settings)
+    now = clock()
+    cache = token_cache_for(
+        source, settings.verification_policy(), settings.token_cache_size, settings.leeway
+    )
+    key_version = source.version
+    if cache is not None:
+        cached = cache.get(token, now, key_version)
+        if cached is not None:
+            return cached
+    claims = await _verify(token, settings, source, now)
+    if cache is not None:
+        cache.put(token, claims, key_version)
+    return claims
+
+
+async def _verify(
+    token: str, settings: ClerkSettings, source: KeySource, now: float
+) -> ClerkClaims:
     header, payload, signing_input, signature = _split(token)
     _check_algorithm(header)
     kid = header.get("kid")
@@ -55,7 +76,7 @@ async def verify_token(
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     _check_claim_types(payload)
     _check_token_type(header, payload, settings)
-    _check_times(payload, settings, clock())
+    _check_times(payload, settings, now)
     _check_issuer(payload, settings)
     _check_audience(payload, settings)
     _check_authorized_party(payload, settings)
