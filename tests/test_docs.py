@@ -1,0 +1,415 @@
+"""The documentation site stays true: every setting and reason code is documented, every code
+snippet it includes exists and runs, the tests it cites exist, and the site builds strictly.
+
+Code in the docs is included from files (``--8<-- "examples/..."``), never pasted; each included
+Python file is run here, and the responses the quickstart shows are compared with real ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clerk_deps import ClerkSettings, ErrorReason
+from clerk_deps.testing import TestIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+# The pages this test module vouches for; other pages have their own tests.
+PAGES = ["index", "configuration", "troubleshooting", "security", "deployment", "migrating"]
+SNIPPET = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"([^":]+)(?::[^"]*)?"', re.M)
+TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[([^\]]+)\])?`")
+FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```", re.M | re.S)
+
+
+KEY_SOURCES = ["jwt_key", "jwks_url", "secret_key"]
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def page(name: str) -> str:
+    return (DOCS / f"{name}.md").read_text()
+
+
+def variables_of(name: str) -> list[str]:
+    alias = ClerkSettings.model_fields[name].validation_alias
+    return list(getattr(alias, "choices", [f"CLERK_{name.upper()}"]))
+
+
+def sections(text: str, level: str = "###") -> dict[str, str]:
+    """Heading line -> the text up to the next heading of the same or a higher level."""
+    parts = re.split(rf"^(#{{2,{len(level)}}} .*)$", text, flags=re.M)
+    return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+# -- configuration.md ----------------------------------------------------------------------
+
+
+def settings_rows() -> dict[str, str]:
+    rows = {}
+    for line in page("configuration").splitlines():
+        found = re.match(r"\| `(\w+)` \|", line)
+        if found:
+            rows[found.group(1)] = line
+    return rows
+
+
+@pytest.mark.parametrize("name", list(ClerkSettings.model_fields))
+def test_configuration_documents_every_setting(name: str) -> None:
+    row = settings_rows().get(name)
+    assert row is not None, f"docs/configuration.md has no table row for ClerkSettings.{name}"
+    cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+    assert len(cells) == 4, row  # field | variable(s) | default | meaning
+    for variable in variables_of(name):
+        assert f"`{variable}`" in cells[1], f"{variable} missing from the row of {name}"
+    default = ClerkSettings.model_fields[name].get_default(call_default_factory=True)
+    if isinstance(default, bool):
+        assert f"`{str(default).lower()}`" in cells[2], row
+    elif isinstance(default, (int, float)):
+        assert f"`{default:g}`" in cells[2], row
+    elif isinstance(default, str):
+        assert default in cells[2], row
+    elif default == []:
+        assert "empty" in cells[2], row
+    else:
+        assert default is None and ("none" in cells[2] or "{issuer}" in cells[2]), row
+    assert len(cells[3]) > 20, f"the meaning of {name} is not explained"
+
+
+def test_configuration_has_no_stale_settings() -> None:
+    assert set(settings_rows()) == set(ClerkSettings.model_fields)
+
+
+def test_configuration_states_the_source_order() -> None:
+    text = page("configuration")
+    order = [text.index(s) for s in ("keyword arguments", "real environment variables")]
+    order += [text.index(s, order[-1]) for s in ("`.env.local`", "`.env`")]
+    assert order == sorted(order), "precedence must read: keywords, env, .env.local, .env"
+    sources = [text.index(f"{n}. `{name}`") for n, name in enumerate(KEY_SOURCES, start=1)]
+    assert sources == sorted(sources), "key source order: jwt_key, jwks_url, secret_key"
+
+
+# -- troubleshooting.md --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reason", [reason.value for reason in ErrorReason])
+def test_troubleshooting_has_an_entry_per_reason(reason: str) -> None:
+    entries = sections(page("troubleshooting"))
+    body = entries.get(f"### `{reason}`")
+    assert body is not None, f"docs/troubleshooting.md has no '### `{reason}`' entry"
+    from clerk_deps.errors import status_for
+
+    assert f"`{status_for(ErrorReason(reason))}`" in body, f"{reason}: status not stated"
+    for part in ("**What it means.**", "**Usual cause.**", "**Fix.**"):
+        assert part in body, f"{reason}: no {part}"
+
+
+def test_troubleshooting_covers_the_seed_decision_tree() -> None:
+    """Each branch of the decision tree our users wrote down has its own anchored entry."""
+    text = page("troubleshooting")
+    entries = {
+        "not-configured": ("500", "load_dotenv", "working directory"),
+        "missing-aud": ("CLERK_JWT_AUDIENCE", "CLERK_AUDIENCE"),
+        "expired-after-60-s": ("60 seconds",),
+        "key-rotation": ("CLERK_JWT_KEY", "restart"),
+        "missing-email": ("`email`", "user.sub"),
+        "reload-vs-restart": ("--reload", "--reload-include .env"),
+    }
+    found = sections(text)
+    for anchor, phrases in entries.items():
+        heading = next((h for h in found if h.endswith(f"{{ #{anchor} }}")), None)
+        assert heading is not None, f"no entry anchored #{anchor}"
+        for phrase in phrases:
+            assert phrase in found[heading], f"#{anchor} does not mention {phrase}"
+        assert f"](#{anchor})" in text, f"#{anchor} is not linked from the decision tree"
+
+
+# -- security.md and deployment.md: cited tests exist ----------------------------------------
+
+
+def cited_tests() -> list[tuple[str, str, str | None]]:
+    found = []
+    for name in PAGES:
+        found += [(m[0], m[1], m[2] or None) for m in TEST_REFERENCE.findall(page(name))]
+    return found
+
+
+def test_security_attack_table_is_complete() -> None:
+    attacks = [
+        "algorithm confusion",
+        "`alg: none`",
+        "forged signature with a real `kid`",
+        "replay after expiry",
+        "foreign `azp`",
+        "cross-instance keys",
+        "template tokens on session routes",
+        "oversized tokens",
+        "key-server outage",
+        "`kid` floods",
+    ]
+    rows = [line for line in page("security").splitlines() if line.startswith("| ")]
+    for attack in attacks:
+        row = next((r for r in rows if r.startswith(f"| {attack} |")), None)
+        assert row is not None, f"no row for {attack}"
+        assert TEST_REFERENCE.search(row), f"{attack}: no test named"
+
+
+@pytest.mark.parametrize(("path", "function", "case"), cited_tests())
+def test_cited_test_exists(path: str, function: str, case: str | None) -> None:
+    source = ROOT / path
+    assert source.is_file(), f"{path} does not exist"
+    text = source.read_text()
+    assert re.search(rf"^(?:async )?def {function}\(", text, re.M), f"{path}::{function}"
+    if case is not None:
+        assert f'"{case}"' in text, f"{path}::{function}[{case}]: no such case"
+
+
+def test_security_states_the_order_of_checks() -> None:
+    text = page("security")
+    steps = ["**Size and shape.**", "**Algorithm.**", "**Key lookup.**", "**Signature.**"]
+    steps.append("**Claims**")
+    positions = [text.index(step) for step in steps]
+    assert positions == sorted(positions)
+
+
+def test_deployment_arithmetic_matches_the_defaults() -> None:
+    defaults = ClerkSettings.model_fields
+    ttl = float(defaults["jwks_cache_ttl"].default)
+    cooldown = float(defaults["jwks_refresh_cooldown"].default)
+    text = page("deployment")
+    assert f"N {TIMES} 3600 / {ttl:g}" in text and f"N {TIMES} 3600 / {cooldown:g}" in text
+    for processes in (10, 100, 1000):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {processes:,} |"))
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        assert cells == [
+            f"{processes:,}",
+            f"{processes * 3600 / ttl:,.0f}",
+            f"{processes / ttl:.2g}",
+            f"{processes * 3600 / cooldown:,.0f}",
+            f"{processes / cooldown:,.0f}",
+        ], row
+
+
+def test_deployment_names_the_logger() -> None:
+    text = page("deployment")
+    assert "**`clerk_deps`**" in text
+    import clerk_deps.keys
+
+    assert clerk_deps.keys.logger.name == "clerk_deps"
+
+
+# -- snippets: they exist, they are included rather than pasted, and they run --------------------
+
+
+def included_paths() -> set[str]:
+    paths: set[str] = set()
+    for markdown in DOCS.glob("*.md"):
+        paths |= set(SNIPPET.findall(markdown.read_text()))
+    return paths
+
+
+def test_every_snippet_path_exists() -> None:
+    paths = included_paths()
+    assert "examples/quickstart_app.py" in paths
+    for path in sorted(paths):
+        assert (ROOT / path).is_file(), f"--8<-- {path!r}: no such file"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_python_in_these_pages_is_included_not_pasted(name: str) -> None:
+    for _indent, language, body in FENCE.findall(page(name)):
+        if language in ("python", "py"):
+            lines = [line.strip() for line in body.strip().splitlines()]
+            assert all(SNIPPET.match(line) for line in lines), (
+                f"docs/{name}.md pastes Python code; include it from a tested file instead"
+            )
+
+
+def test_every_included_example_is_run_here() -> None:
+    included = {path for path in included_paths() if path.endswith(".py")}
+    included = {path for path in included if not path.startswith("docs/snippets/testing_")}
+    assert included == set(RUNNERS), "each included Python file needs a runner in RUNNERS"
+
+
+def load(path: str) -> ModuleType:
+    """Execute an example file as a fresh module, as `uvicorn examples.x:app` would."""
+    name = "docs_example_" + re.sub(r"\W", "_", path)
+    spec = importlib.util.spec_from_file_location(name, ROOT / path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def trust(issuer: TestIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment of a reader who set CLERK_ISSUER and CLERK_JWT_KEY, in a clean folder."""
+    monkeypatch.setenv("CLERK_ISSUER", issuer.issuer)
+    monkeypatch.setenv("CLERK_JWT_KEY", issuer.public_pem.replace("\n", "\\n"))
+
+
+def documented_responses() -> dict[int, object]:
+    blocks = re.findall(r"<!-- response: (\d+) -->\n```json\n(.*?)```", page("index"), re.S)
+    return {int(status): json.loads(body) for status, body in blocks}
+
+
+def run_quickstart(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert len((ROOT / "examples/quickstart_app.py").read_text().strip().splitlines()) <= 10
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    shown = documented_responses()
+    assert set(shown) == {200, 401}
+    ok_body = shown[200]
+    assert isinstance(ok_body, dict)
+    with TestClient(load("examples/quickstart_app.py").app) as client:  # runs the lifespan
+        ok = client.get("/me", headers=bearer(issuer.token(ok_body["user_id"])))
+        assert (ok.status_code, ok.json()) == (200, ok_body)
+        missing = client.get("/me")
+        assert (missing.status_code, missing.json()) == (401, shown[401])
+        assert missing.headers["www-authenticate"] == "Bearer"
+        expired = client.get("/me", headers=bearer(issuer.expired_token()))
+        assert expired.json()["detail"]["reason"] == "token-expired"
+        assert expired.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def run_settings_in_code(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "https://overridden.example")
+    monkeypatch.setenv("CLERK_LEEWAY", "30")
+    module = load("examples/docs_settings_in_code.py")
+    settings = module.clerk_settings()
+    assert settings.issuer == issuer.issuer  # from the environment
+    assert settings.leeway == 2  # the keyword beats CLERK_LEEWAY
+    client = TestClient(module.app)
+    allowed = client.get("/me", headers=bearer(issuer.token("user_1", azp="http://localhost:3000")))
+    assert allowed.json() == {"user_id": "user_1", "origin": "http://localhost:3000"}
+    foreign = client.get("/me", headers=bearer(issuer.token(azp="https://overridden.example")))
+    assert foreign.status_code == 401
+    assert foreign.json()["detail"]["reason"] == "token-invalid-authorized-parties"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def run_production_app(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    with TestClient(load("examples/docs_production_app.py").app) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        token = issuer.token("user_prod")
+        assert client.get("/me", headers=bearer(token)).json()["user_id"] == "user_prod"
+        assert client.get("/me").json()["detail"]["reason"] == "session-token-missing"
+
+    # The key server is unreachable: start-up only warns, public routes work, protected routes
+    # answer 503 with Retry-After, and the warning names the cause but never a token.
+    from clerk_deps import get_settings
+
+    monkeypatch.delenv("CLERK_JWT_KEY")
+    monkeypatch.setenv("CLERK_ISSUER", f"http://127.0.0.1:{closed_port()}")
+    get_settings.cache_clear()
+    caplog.set_level(logging.WARNING, logger="clerk_deps")
+    token = issuer.token("user_prod")
+    with TestClient(load("examples/docs_production_app.py").app) as client:
+        assert client.get("/healthz").status_code == 200
+        down = client.get("/me", headers=bearer(token))
+        assert down.status_code == 503
+        assert down.json()["detail"]["reason"] == "jwk-failed-to-load"
+        assert int(down.headers["retry-after"]) >= 1
+    warnings = [r for r in caplog.records if r.name == "clerk_deps" and r.levelname == "WARNING"]
+    assert warnings, "an unreachable key server must be logged under 'clerk_deps'"
+    assert "127.0.0.1" in caplog.text
+    assert token not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+def run_migrating(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    client = TestClient(load("examples/docs_migrating.py").app)
+    token = issuer.token("user_m", role="editor")
+    assert client.get("/me", headers=bearer(token)).json()["role"] == "editor"
+    assert client.get("/me").status_code == 401  # was a 403 "Forbidden"
+    assert client.get("/feed").json() == {"feed": "public"}
+    assert client.get("/feed", headers=bearer(token)).json() == {"feed": "personal feed of user_m"}
+    forged = client.get("/feed", headers=bearer(issuer.forged_token()))
+    assert forged.status_code == 401  # a bad token is never "anonymous"
+    assert forged.json()["detail"]["reason"] == "token-invalid-signature"
+    assert client.get("/projects/", headers=bearer(token)).json() == {"owner": "user_m"}
+    assert client.get("/projects/").status_code == 401
+
+
+Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
+RUNNERS: dict[str, Runner] = {
+    "examples/quickstart_app.py": run_quickstart,
+    "examples/docs_settings_in_code.py": run_settings_in_code,
+    "examples/docs_production_app.py": run_production_app,
+    "examples/docs_migrating.py": run_migrating,
+}
+
+
+@pytest.mark.parametrize("path", sorted(RUNNERS))
+def test_included_example_runs(
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env of the developer's
+    RUNNERS[path](monkeypatch, caplog)
+
+
+# -- the site -----------------------------------------------------------------------------------
+
+
+def nav_files() -> list[str]:
+    text = (ROOT / "mkdocs.yml").read_text()
+    nav = text.split("\nnav:\n", 1)[1].split("\n\n", 1)[0]
+    return re.findall(r":\s*(\S+\.md)\s*$", nav, re.M)
+
+
+def test_nav_lists_existing_pages_only() -> None:
+    files = nav_files()
+    assert files[0] == "index.md"
+    for name in PAGES:
+        assert f"{name}.md" in files
+    for file in files:
+        assert (DOCS / file).is_file(), f"mkdocs.yml lists {file}, which does not exist"
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("material") is None,
+    reason="mkdocs-material is in the docs extra; `make docs` builds the site",
+)
+def test_mkdocs_build_is_strict_clean(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's release banner
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert not re.search(r"^\s*(WARNING|ERROR)\b", output, re.M), output
+    assert (tmp_path / "index.html").is_file()
