@@ -1,0 +1,145 @@
+"""``require_clerk_user_with_email``: claims whose ``email`` is filled in when Clerk knows it.
+
+Session tokens usually carry no email. When the token has none, the user's primary address
+is looked up through the Backend API (``GET /v1/users/{sub}``), cached per user, with
+concurrent lookups for one user coalesced into one call. If the Backend API fails, the
+request still succeeds with ``email=None`` and a warning names the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from .backend_api import ClerkAPIError, ClerkBackendAPI, primary_email_address
+from .claims import ClerkClaims
+from .dependencies import CurrentUserDep, SettingsDep
+from .settings import ClerkSettings
+
+__all__ = [
+    "CurrentUserWithEmailDep",
+    "EmailLookup",
+    "email_lookup_for",
+    "require_clerk_user_with_email",
+]
+
+logger = logging.getLogger("clerk_deps")
+
+EMAIL_TTL = 300.0
+"""Seconds a looked-up address is reused."""
+FAILURE_TTL = 10.0
+"""Seconds a failed lookup is not retried, so an outage does not slow every request."""
+
+
+class EmailLookup:
+    """Primary email addresses of one Clerk instance, cached with a TTL, lookups coalesced."""
+
+    def __init__(
+        self,
+        api: ClerkBackendAPI,
+        *,
+        ttl: float = EMAIL_TTL,
+        failure_ttl: float = FAILURE_TTL,
+        max_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api = api
+        self.ttl = ttl
+        self.failure_ttl = failure_ttl
+        self.max_size = max_size
+        self.clock = clock
+        self._known: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._flights: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Task[str | None]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def primary_email(self, user_id: str) -> str | None:
+        """The user's primary address, or ``None`` (unknown, none set, or lookup failed)."""
+        with self._lock:
+            known = self._known.get(user_id)
+        if known is not None and known[1] > self.clock():
+            return known[0]
+        flights = self._flights.setdefault(asyncio.get_running_loop(), {})
+        task = flights.get(user_id)
+        if task is None:
+            task = asyncio.ensure_future(self._look_up(user_id))
+            flights[user_id] = task
+            task.add_done_callback(lambda _: flights.pop(user_id, None))
+        return await asyncio.shield(task)
+
+    async def _look_up(self, user_id: str) -> str | None:
+        try:
+            email = primary_email_address(await self.api.get_user(user_id))
+        except ClerkAPIError as error:
+            logger.warning("clerk_deps: could not look up the email of %s: %s", user_id, error)
+            self._remember(user_id, None, self.failure_ttl)
+            return None
+        self._remember(user_id, email, self.ttl)
+        return email
+
+    def _remember(self, user_id: str, email: str | None, ttl: float) -> None:
+        with self._lock:
+            self._known[user_id] = (email, self.clock() + ttl)
+            self._known.move_to_end(user_id)
+            while len(self._known) > self.max_size:
+                self._known.popitem(last=False)
+
+
+_lookups: dict[tuple[str, str], EmailLookup] = {}
+_lookups_lock = threading.Lock()
+
+
+def email_lookup_for(settings: ClerkSettings) -> EmailLookup | None:
+    """The shared lookup of the instance behind ``settings``; ``None`` without a secret key."""
+    if settings.secret_key is None or not settings.secret_key.get_secret_value():
+        return None
+    secret = settings.secret_key.get_secret_value()
+    scope = (settings.api_url, hashlib.sha256(secret.encode()).hexdigest())
+    with _lookups_lock:
+        lookup = _lookups.get(scope)
+        if lookup is None:
+            lookup = _lookups[scope] = EmailLookup(ClerkBackendAPI.from_settings(settings))
+        return lookup
+
+
+def clear_email_lookups() -> None:
+    """Forget every cached address (tests; a process that reloads configuration)."""
+    with _lookups_lock:
+        _lookups.clear()
+
+
+async def require_clerk_user_with_email(
+    conn: HTTPConnection, user: CurrentUserDep, settings: SettingsDep
+) -> ClerkClaims:
+    """Like ``require_clerk_user``, with ``email`` filled from the Backend API when missing.
+
+    Needs ``CLERK_SECRET_KEY``; without it, or when the lookup fails, ``email`` stays ``None``
+    and the request goes on.
+    """
+    if user.email:
+        return user
+    lookup = email_lookup_for(settings)
+    if lookup is None:
+        logger.warning("clerk_deps: CLERK_SECRET_KEY is not set, so email cannot be looked up")
+        return user
+    email = await lookup.primary_email(user.sub)
+    if email is None:
+        return user
+    enriched = user.model_copy(update={"email": email})
+    conn.state.clerk_user = enriched
+    return enriched
+
+
+CurrentUserWithEmailDep = Annotated[ClerkClaims, Depends(require_clerk_user_with_email)]
+"""``user: CurrentUserWithEmailDep``: verified claims with ``email`` filled in when possible."""
