@@ -91,11 +91,17 @@ async def _authenticate(
             )
         claims = await verify_token(token, settings)
     except ClerkAuthError as error:
-        if conn.scope["type"] == "websocket":
-            raise WebSocketException(WS_1008_POLICY_VIOLATION, error.reason.value) from None
-        raise
+        raise error_for_connection(conn, error) from None
     conn.state.clerk_user = claims
     return claims
+
+
+def error_for_connection(conn: HTTPConnection, error: ClerkAuthError) -> Exception:
+    """``error`` as ``conn`` must receive it: a WebSocket is closed with code 1008 and the
+    reason code (an HTTP error body cannot reach it); an HTTP request gets ``error`` itself."""
+    if conn.scope["type"] == "websocket":
+        return WebSocketException(WS_1008_POLICY_VIOLATION, error.reason.value)
+    return error
 
 
 async def require_clerk_user(
