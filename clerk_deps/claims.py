@@ -1,12 +1,40 @@
-"""The typed result of a verified token: :class:`ClerkClaims`."""
+"""The typed result of a verified token, :class:`ClerkClaims`, and the rules of Clerk's ``has()``.
+
+Clerk packs the active organization, billing and step-up state into compact claims. They are
+normalised once, when the claims are built: v1 tokens carry flat ``org_*`` claims, v2 tokens an
+``o`` object whose permissions are a bitmask per feature (``o.fpm``) over ``o.per`` and ``fea``.
+Everything here is pure: no I/O, no FastAPI, and nothing raises on a malformed claim. Anything
+that cannot be read grants nothing, so every check that depends on it fails closed.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Actor", "ClerkClaims"]
+__all__ = [
+    "REVERIFICATION_LEVELS",
+    "REVERIFICATION_PRESETS",
+    "Actor",
+    "ClerkClaims",
+    "Reverification",
+    "ScopedName",
+    "decode_org_permissions",
+    "has_scoped_name",
+    "is_reverified",
+    "normalize_org_permission",
+    "normalize_org_role",
+    "normalize_organization",
+    "parse_fva",
+    "parse_requested_name",
+    "parse_reverification",
+    "parse_scoped_claim",
+    "reverification_requirement",
+]
 
 
 class Actor(BaseModel):
@@ -20,12 +48,323 @@ class Actor(BaseModel):
     type: str | None = None
 
 
+# -- organization roles and permissions ---------------------------------------------------
+
+_ORG_PREFIXES = re.compile(r"\A(?:org:)*")
+
+
+def _checked_key(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    if not value or value != "".join(value.split()):
+        raise ValueError(f"{what} {value!r} must be non-empty and contain no whitespace")
+    return value
+
+
+def normalize_org_role(role: object) -> str:
+    """``role`` with exactly one ``org:`` prefix, as Clerk compares roles (``admin`` ==
+    ``org:admin``). Raises ``TypeError``/``ValueError`` for a non-string or empty role."""
+    normalized = _ORG_PREFIXES.sub("org:", _checked_key(role, "org role"), count=1)
+    if normalized == "org:":
+        raise ValueError(f"org role {role!r} names no role")
+    return normalized
+
+
+def normalize_org_permission(permission: object) -> str:
+    """``permission`` as ``org:<feature>:<permission>`` (the ``org:`` prefix is added when
+    missing, as Clerk's ``has()`` does). Raises ``TypeError``/``ValueError`` otherwise."""
+    normalized = _ORG_PREFIXES.sub("org:", _checked_key(permission, "permission"), count=1)
+    parts = normalized.split(":", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise ValueError(
+            f"permission {permission!r} is not of the form 'org:<feature>:<permission>'"
+        )
+    return normalized
+
+
+class ScopedName(NamedTuple):
+    """One entry of a ``fea`` or ``pla`` claim: its name and whom it belongs to."""
+
+    name: str
+    org: bool
+    user: bool
+
+
+# Scopes as they appear in claims. Clerk writes ``o``, ``u`` and ``ou``/``uo``; the long forms
+# are accepted too. An entry with another scope belongs to neither and so grants nothing.
+_CLAIM_SCOPES: Mapping[str, tuple[bool, bool]] = MappingProxyType(
+    {
+        "o": (True, False),
+        "org": (True, False),
+        "organization": (True, False),
+        "u": (False, True),
+        "user": (False, True),
+        "ou": (True, True),
+        "uo": (True, True),
+    }
+)
+# Scopes a caller may ask for, as in Clerk's has(): ``o:x``/``org:x`` or ``u:x``/``user:x``.
+_REQUEST_SCOPES: Mapping[str, tuple[bool, bool]] = MappingProxyType(
+    {scope: _CLAIM_SCOPES[scope] for scope in ("o", "org", "organization", "u", "user")}
+)
+
+
+def parse_scoped_claim(claim: object) -> list[ScopedName] | None:
+    """The entries of a ``fea``/``pla`` claim (``"o:dashboard,u:export"``).
+
+    ``None`` when the claim is malformed (not a string, or an entry without ``scope:name``):
+    Clerk's SDK refuses such a claim as a whole, so every check against it fails.
+    """
+    if not isinstance(claim, str):
+        return None
+    if not claim.strip():
+        return []
+    entries: list[ScopedName] = []
+    for part in claim.split(","):
+        scope, colon, name = part.strip().partition(":")
+        if not colon or not scope or not name:
+            return None
+        org, user = _CLAIM_SCOPES.get(scope, (False, False))
+        entries.append(ScopedName(name, org, user))
+    return entries
+
+
+def parse_requested_name(requested: object, what: str = "feature") -> ScopedName:
+    """What a caller asks for: ``"x"`` (any scope), ``"o:x"``/``"org:x"`` (organization only)
+    or ``"u:x"``/``"user:x"`` (user only). Raises ``TypeError``/``ValueError`` otherwise."""
+    text = _checked_key(requested, what)
+    scope, colon, name = text.partition(":")
+    if not colon:
+        return ScopedName(text, True, True)
+    if scope not in _REQUEST_SCOPES:
+        raise ValueError(
+            f"{what} {text!r} has an unknown scope {scope!r}; use o:, org:, u:, user: or none"
+        )
+    if not name:
+        raise ValueError(f"{what} {text!r} names nothing after its scope")
+    return ScopedName(name, *_REQUEST_SCOPES[scope])
+
+
+def has_scoped_name(claim: object, requested: ScopedName) -> bool:
+    """Whether the ``fea``/``pla`` claim holds ``requested`` in a scope it accepts."""
+    return any(
+        entry.name == requested.name
+        and ((requested.org and entry.org) or (requested.user and entry.user))
+        for entry in parse_scoped_claim(claim) or []
+    )
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _parse_mask(part: str) -> int | None:
+    text = part.strip()
+    if not _DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
+
+
+def _split_list(value: object) -> list[str]:
+    if not isinstance(value, str) or not value.strip():
+        return []
+    return [item.strip() for item in value.split(",")]
+
+
+def decode_org_permissions(fea: object, per: object, fpm: object) -> list[str]:
+    """The ``org:<feature>:<permission>`` keys that a v2 token's ``o.fpm`` grants.
+
+    The i-th integer of ``fpm`` belongs to the i-th feature of ``fea``; its bit j (least
+    significant bit = 0) grants the j-th name of ``per``. Only organization-scoped features
+    carry permissions. Integers may be of any size; a malformed integer grants nothing for its
+    feature. When ``fea`` mixes in features without organization scope and the counts differ,
+    the pairing is ambiguous (Clerk's JS SDK pairs ``fpm`` with the organization features
+    only), so nothing is granted.
+    """
+    features = parse_scoped_claim(fea)
+    names = _split_list(per)
+    masks = [_parse_mask(part) for part in _split_list(fpm)]
+    if not features or not names or not masks:
+        return []
+    if len(masks) != len(features) and not all(feature.org for feature in features):
+        return []
+    granted: dict[str, None] = {}
+    for feature, mask in zip(features, masks, strict=False):  # extra integers grant nothing
+        if not feature.org or mask is None:
+            continue
+        for bit, name in enumerate(names):
+            if name and mask >> bit & 1:
+                granted[f"org:{feature.name}:{name}"] = None
+    return list(granted)
+
+
+# -- reverification ------------------------------------------------------------------------
+
+ReverificationLevel = Literal["first_factor", "second_factor", "multi_factor"]
+REVERIFICATION_LEVELS: frozenset[str] = frozenset({"first_factor", "second_factor", "multi_factor"})
+
+
+class Reverification(NamedTuple):
+    """A step-up requirement: a factor ``level`` verified less than ``after_minutes`` ago."""
+
+    level: ReverificationLevel
+    after_minutes: int
+
+    def clerk_metadata(self) -> dict[str, Any]:
+        """The requirement as Clerk's frontends read it: ``{"level", "afterMinutes"}``."""
+        return {"level": self.level, "afterMinutes": self.after_minutes}
+
+
+REVERIFICATION_PRESETS: Mapping[str, Reverification] = MappingProxyType(
+    {
+        "strict_mfa": Reverification("multi_factor", 10),
+        "strict": Reverification("second_factor", 10),
+        "moderate": Reverification("second_factor", 60),
+        "lax": Reverification("second_factor", 1440),
+    }
+)
+
+
+def _positive_minutes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"after_minutes must be an int, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"after_minutes must be positive, got {value}")
+    return value
+
+
+def _level(value: object) -> ReverificationLevel:
+    if value not in REVERIFICATION_LEVELS:
+        raise ValueError(
+            f"unknown reverification level {value!r}; expected one of "
+            f"{', '.join(sorted(REVERIFICATION_LEVELS))}"
+        )
+    return cast(ReverificationLevel, value)
+
+
+def reverification_requirement(
+    level: str = "strict", after_minutes: int | None = None
+) -> Reverification:
+    """A preset (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a ``level`` with
+    ``after_minutes``. Raises ``TypeError``/``ValueError`` for anything else."""
+    preset = REVERIFICATION_PRESETS.get(level) if isinstance(level, str) else None
+    if preset is not None:
+        if after_minutes is not None:
+            raise ValueError(
+                f"preset {level!r} fixes its own age ({preset.after_minutes} min); for another "
+                f"age pass level={preset.level!r}, after_minutes=..."
+            )
+        return preset
+    if level not in REVERIFICATION_LEVELS:
+        raise ValueError(
+            f"unknown reverification preset or level {level!r}; presets: "
+            f"{', '.join(REVERIFICATION_PRESETS)}; levels: "
+            f"{', '.join(sorted(REVERIFICATION_LEVELS))}"
+        )
+    if after_minutes is None:
+        raise ValueError(f"level {level!r} needs after_minutes=")
+    return Reverification(_level(level), _positive_minutes(after_minutes))
+
+
+def parse_reverification(config: object) -> Reverification:
+    """A preset name or a mapping ``{"level": ..., "afterMinutes" (or "after_minutes"): n}``,
+    as Clerk's ``has({reverification})`` takes it."""
+    if isinstance(config, str):
+        return reverification_requirement(config)
+    if isinstance(config, Mapping):
+        minutes = config.get("after_minutes", config.get("afterMinutes"))
+        return Reverification(_level(config.get("level")), _positive_minutes(minutes))
+    raise TypeError(f"reverification must be a preset name or a mapping, not {config!r}")
+
+
+def _factor_age(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        return None
+    return value
+
+
+def parse_fva(value: object) -> tuple[int, int] | None:
+    """``fva`` as ``(minutes since first factor, minutes since second factor)``, ``-1`` =
+    never; ``None`` when missing or malformed (not two integers, each ``-1`` or more)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    first, second = (_factor_age(item) for item in value)
+    if first is None or second is None:
+        return None
+    return first, second
+
+
+def is_reverified(fva: tuple[int, int] | None, requirement: Reverification) -> bool:
+    """Whether ``fva`` satisfies ``requirement``, by the rules of Clerk's ``has()``.
+
+    A factor is fresh when it is not ``-1`` and ``after_minutes > age``. ``first_factor``
+    needs a fresh first factor. ``second_factor`` needs a fresh second factor, or a fresh
+    first factor when no second factor is enrolled. ``multi_factor`` needs both fresh, or a
+    fresh first factor when no second factor is enrolled. Missing ``fva`` fails.
+    """
+    if fva is None:
+        return False
+    first, second = fva
+    first_fresh = first != -1 and requirement.after_minutes > first
+    second_fresh = second != -1 and requirement.after_minutes > second
+    if requirement.level == "first_factor" or second == -1:
+        return first_fresh
+    if requirement.level == "second_factor":
+        return second_fresh
+    return first_fresh and second_fresh
+
+
+# -- the claims model ----------------------------------------------------------------------
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _token_role(value: object) -> str | None:
+    try:
+        return normalize_org_role(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def normalize_organization(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``org_id``, ``org_slug``, ``org_role`` and ``org_permissions`` from either token shape.
+
+    The v2 ``o`` object wins when present; otherwise the flat v1 claims are read (Clerk's v2
+    tokens never carry org data outside ``o``, and v1 tokens never carry ``o``).
+    """
+    o = claims.get("o")
+    if isinstance(o, Mapping):
+        source = {"id": o.get("id"), "slug": o.get("slg"), "role": o.get("rol")}
+        permissions = decode_org_permissions(claims.get("fea"), o.get("per"), o.get("fpm"))
+    else:
+        source = {
+            "id": claims.get("org_id"),
+            "slug": claims.get("org_slug"),
+            "role": claims.get("org_role"),
+        }
+        listed = claims.get("org_permissions")
+        permissions = [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
+    return {
+        "org_id": _string(source["id"]),
+        "org_slug": _string(source["slug"]),
+        "org_role": _token_role(source["role"]),
+        "org_permissions": permissions,
+    }
+
+
 class ClerkClaims(BaseModel):
     """Claims of a verified Clerk session token.
 
     ``sub``, ``iat`` and ``exp`` are always present; ``email`` is ``None`` unless the instance
     customised its session token (or :func:`require_clerk_user_with_email` filled it in).
-    Custom claims are kept as extra fields.
+    Organization data is normalised from v1 and v2 tokens: ``org_role`` always has the ``org:``
+    prefix and ``org_permissions`` holds ``org:<feature>:<permission>`` keys. Malformed ``fva``,
+    ``pla``, ``fea`` or organization claims do not fail verification; they read as absent,
+    so every check that needs them fails closed. Custom claims are kept as extra fields.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -50,6 +389,19 @@ class ClerkClaims(BaseModel):
     org_role: str | None = None
     org_permissions: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        values = dict(data)
+        values.update(normalize_organization(values))
+        values["fva"] = parse_fva(values.get("fva"))
+        for name in ("pla", "fea"):
+            if not isinstance(values.get(name), str):
+                values[name] = None
+        return values
+
     @property
     def user_id(self) -> str:
         """The Clerk user id (``sub``)."""
@@ -64,3 +416,49 @@ class ClerkClaims(BaseModel):
     def from_payload(cls, payload: dict[str, Any]) -> ClerkClaims:
         """Build claims from a verified payload."""
         return cls.model_validate(payload)
+
+    def has(
+        self,
+        *,
+        role: str | None = None,
+        permission: str | None = None,
+        feature: str | None = None,
+        plan: str | None = None,
+        reverification: str | Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Clerk's ``has()``: ``True`` only when every dimension asked for passes.
+
+        ``role`` and ``permission`` need an active organization (``admin`` equals
+        ``org:admin``); ``feature`` and ``plan`` match ``fea``/``pla`` (``"x"`` in any scope,
+        ``"o:x"``/``"org:x"`` or ``"u:x"``/``"user:x"`` in one); ``reverification`` is a preset
+        name or ``{"level": ..., "afterMinutes": n}``. Asking for nothing, or anything
+        malformed on either side, gives ``False``.
+        """
+        dimensions: list[tuple[Callable[[Any], bool], object]] = [
+            (self._has_role, role),
+            (self._has_permission, permission),
+            (self._has_feature, feature),
+            (self._has_plan, plan),
+            (self._has_reverification, reverification),
+        ]
+        checks = [(check, value) for check, value in dimensions if value is not None]
+        try:
+            return bool(checks) and all(check(value) for check, value in checks)
+        except (TypeError, ValueError):
+            return False
+
+    def _has_role(self, role: object) -> bool:
+        return self.org_id is not None and self.org_role == normalize_org_role(role)
+
+    def _has_permission(self, permission: object) -> bool:
+        wanted = normalize_org_permission(permission)
+        return self.org_id is not None and wanted in self.org_permissions
+
+    def _has_feature(self, feature: object) -> bool:
+        return has_scoped_name(self.fea, parse_requested_name(feature, "feature"))
+
+    def _has_plan(self, plan: object) -> bool:
+        return has_scoped_name(self.pla, parse_requested_name(plan, "plan"))
+
+    def _has_reverification(self, config: object) -> bool:
+        return is_reverified(self.fva, parse_reverification(config))
