@@ -7,6 +7,14 @@ async def me(user: CurrentUserDep):
     return {"user_id": user.sub, "email": user.email}
 """
 
+from .authz import (
+    AUTH_RESPONSES,
+    require_feature,
+    require_org_permission,
+    require_org_role,
+    require_plan,
+    require_reverification,
+)
 from .claims import Actor, ClerkClaims
 from .dependencies import (
     CurrentUserDep,
@@ -21,6 +29,7 @@ from .settings import ClerkSettings, get_settings
 from .tokens import verify_token
 
 __all__ = [
+    "AUTH_RESPONSES",
     "Actor",
     "ClerkAuthError",
     "ClerkClaims",
@@ -33,6 +42,11 @@ __all__ = [
     "get_settings",
     "optional_clerk_user",
     "require_clerk_user",
+    "require_feature",
+    "require_org_permission",
+    "require_org_role",
+    "require_plan",
+    "require_reverification",
     "verify_token",
     "warm_up",
 ]
