@@ -7,25 +7,33 @@ public key set URL (``jwks_url``, derived from the issuer by default), or the Ba
 The key-set cache is built for production failure modes:
 
 * a fresh cache answers without a lock or an ``await``;
-* a stale or empty cache is refreshed by exactly one task while the others wait for it
-  (single flight), over a shared async client, never blocking the event loop;
+* a stale or empty cache is refreshed by exactly one task per event loop while the others
+  wait for it (single flight), over a shared async client, never blocking the event loop; the
+  whole fetch, not just each read, is bounded by ``http_timeout``, and its body by
+  :data:`MAX_KEY_SET_BYTES`;
 * an unknown ``kid`` refetches at most once per ``jwks_refresh_cooldown``; unknown kids are
   not remembered, so a flood of random kids costs neither fetches nor memory;
-* a failed refresh keeps the keys already cached, logs the cause, and waits the cooldown
-  before the next attempt; only with nothing cached is the answer 503 ``jwk-failed-to-load``.
+* a failed refresh keeps the keys already cached, logs the cause (never the secret key), and
+  waits the cooldown before the next attempt; while the key server keeps failing, a request
+  whose key is cached is answered at once and the retry runs in the background, so an outage
+  at Clerk costs no latency; only with nothing usable cached is the answer 503
+  ``jwk-failed-to-load`` with ``Retry-After``;
+* a successful fetch replaces the cached set, so a key Clerk stops publishing is revoked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
+import json
 import logging
 import math
 import threading
 import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -37,7 +45,17 @@ from ._http import shared_client
 from .errors import ClerkAuthError, ErrorReason
 from .settings import ClerkSettings
 
-__all__ = ["JwksKeySource", "KeySource", "StaticKeySource", "key_source_for", "warm_up"]
+__all__ = [
+    "MAX_KEY_SET_BYTES",
+    "RSA_KEY_BITS",
+    "JwksKeySource",
+    "KeySource",
+    "StaticKeySource",
+    "clear_key_sources",
+    "key_source_for",
+    "parse_key_set",
+    "warm_up",
+]
 
 logger = logging.getLogger("clerk_deps")
 
@@ -77,17 +95,27 @@ class _FetchError(Exception):
     """A key-set fetch failed; the message names the cause and never a secret."""
 
 
+# A Clerk key set is about 1 KiB; a body far larger means a misconfigured URL, and reading it
+# whole would cost memory and event-loop time.
+MAX_KEY_SET_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class _Location:
     url: str
-    secret: str | None = None  # Bearer token for the Backend API key set
+    # Bearer token for the Backend API key set; kept out of repr (tracebacks, debuggers, Sentry).
+    secret: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         return f"{self.url} (Backend API key set)" if self.secret else self.url
 
 
 class JwksKeySource:
-    """Keys from a JSON Web Key Set over HTTP, cached as described in the module docstring."""
+    """Keys from a JSON Web Key Set over HTTP, cached as described in the module docstring.
+
+    ``clock`` (monotonic seconds) may be replaced, e.g. by tests that move time forward.
+    ``fetch_count`` counts the fetches started.
+    """
 
     def __init__(
         self,
@@ -109,10 +137,13 @@ class JwksKeySource:
         self._last_failed = False
         self._version = 0
         self._state_lock = threading.Lock()
-        self._flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # The fetch in progress, per event loop; an entry is removed when its fetch ends, so a
+        # closed loop is never kept alive by this dictionary.
+        self._flights: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self.fetch_count = 0
+
+    def __repr__(self) -> str:
+        return f"JwksKeySource({self._location.describe()!r}, keys={len(self._keys)})"
 
     @property
     def version(self) -> int:
@@ -133,11 +164,19 @@ class JwksKeySource:
                 "token header has no 'kid', so no key of the key set can be chosen",
             )
         now = self.clock()
+        fresh = now < self._fresh_until
         key = self._keys.get(kid)
-        if key is not None and now < self._fresh_until:
+        if key is not None and (fresh or self._last_failed):
+            if not fresh:
+                # The key server is failing: a known key keeps serving at once, and the next
+                # attempt runs in the background (once per cooldown) instead of holding requests.
+                self._refresh_in_background(now)
             return key
-        stale = now >= self._fresh_until
-        if self._may_attempt(now, unknown_kid=not stale):
+        # Cold cache, stale cache or unknown kid: wait for one fetch shared by all waiters. After
+        # a failure, and for an unknown kid while the cache is fresh, fetches are spaced by the
+        # cooldown, so a flood of random kids costs at most one fetch per cooldown.
+        throttled = self._last_failed or (fresh and key is None)
+        if self._in_flight() or not throttled or self._cooled_down(now):
             await self._refresh()
         if not self._keys:
             raise self._unavailable()
@@ -156,51 +195,79 @@ class JwksKeySource:
         if not self._keys:
             raise self._unavailable()
 
-    def _may_attempt(self, now: float, *, unknown_kid: bool) -> bool:
-        if self._in_flight():
-            return True
-        # After a failure, and for unknown kids, fetches are spaced by the cooldown.
-        throttled = self._last_failed or unknown_kid
-        return not throttled or now - self._last_attempt >= self.cooldown
+    async def wait_for_refresh(self) -> None:
+        """Wait for this loop's fetch in progress, if any (e.g. one started in the background)."""
+        task = self._flights.get(asyncio.get_running_loop())
+        if task is not None:
+            await asyncio.shield(task)
+
+    def _cooled_down(self, now: float) -> bool:
+        return now - self._last_attempt >= self.cooldown
 
     def _in_flight(self) -> bool:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - always called from a coroutine
-            return False
-        task = self._flights.get(loop)
+        task = self._flights.get(asyncio.get_running_loop())
         return task is not None and not task.done()
 
-    async def _refresh(self) -> None:
-        """Join the running fetch of this loop, or start one."""
+    def _start_flight(self) -> asyncio.Task[None]:
+        """This loop's fetch in progress, or a new one."""
         loop = asyncio.get_running_loop()
         task = self._flights.get(loop)
         if task is None or task.done():
+            for other in [other for other in list(self._flights) if other.is_closed()]:
+                self._flights.pop(other, None)  # a loop closed mid-fetch: let it be collected
             task = loop.create_task(self._fetch_and_store())
             self._flights[loop] = task
+            task.add_done_callback(lambda done: self._forget_flight(loop, done))
+        return task
+
+    def _forget_flight(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+        if self._flights.get(loop) is task:
+            del self._flights[loop]
+
+    async def _refresh(self) -> None:
+        """Join the running fetch of this loop, or start one, and wait for it."""
         # shield: a waiter that is cancelled (client went away) does not cancel the fetch
-        await asyncio.shield(task)
+        await asyncio.shield(self._start_flight())
+
+    def _refresh_in_background(self, now: float) -> None:
+        if not self._in_flight() and self._cooled_down(now):
+            self._start_flight()
 
     async def _fetch_and_store(self) -> None:
         with self._state_lock:
             self._last_attempt = self.clock()
             self.fetch_count += 1
         try:
-            keys = await self._fetch()
-        except _FetchError as error:
-            with self._state_lock:
-                self._last_failed = True
-            kept = f"; keeping {len(self._keys)} cached key(s)" if self._keys else ""
-            logger.warning("clerk_deps: could not refresh signing keys: %s%s", error, kept)
+            # httpx's timeout applies to each connect/read; this bounds the whole fetch, so a
+            # server that drips its answer cannot hold the single flight (and its waiters).
+            keys = await asyncio.wait_for(self._fetch(), self.timeout)
+        except Exception as error:
+            self._record_failure(error)
             return
         with self._state_lock:
             if set(keys) != set(self._keys) or any(
                 keys[k].to_dict() != self._keys[k].to_dict() for k in keys
             ):
                 self._version += 1
+            # The fetched set replaces the cache: a key Clerk no longer publishes is revoked.
             self._keys = keys
             self._fresh_until = self.clock() + self.ttl
             self._last_failed = False
+
+    def _record_failure(self, error: Exception) -> None:
+        with self._state_lock:
+            self._last_failed = True
+        kept = f"; keeping {len(self._keys)} cached key(s)" if self._keys else ""
+        retry = f"; next attempt in {self.cooldown:g} s or later"
+        where = self._location.describe()
+        if isinstance(error, _FetchError):
+            cause = str(error)
+        elif isinstance(error, asyncio.TimeoutError):
+            cause = f"{where} did not send its key set within {self.timeout:g} s"
+        else:  # a bug or an exotic failure: still a failed refresh, never a 500 for everyone
+            cause = f"unexpected {type(error).__name__} while loading {where}"
+            logger.debug("clerk_deps: key set fetch failed", exc_info=error)
+        logger.warning("clerk_deps: could not refresh signing keys: %s%s%s", cause, kept, retry)
 
     async def _fetch(self) -> dict[str, Key]:
         location = self._location
@@ -208,9 +275,12 @@ class JwksKeySource:
         if location.secret:
             headers["Authorization"] = f"Bearer {location.secret}"
         try:
-            response = await shared_client().get(
-                location.url, headers=headers, timeout=self.timeout
-            )
+            async with shared_client().stream(
+                "GET", location.url, headers=headers, timeout=self.timeout
+            ) as response:
+                if response.status_code != 200:
+                    raise _FetchError(f"{location.describe()} answered HTTP {response.status_code}")
+                body = await _read_at_most(response, MAX_KEY_SET_BYTES)
         except httpx.TimeoutException:
             raise _FetchError(
                 f"{location.describe()} did not answer within {self.timeout:g} s"
@@ -219,11 +289,14 @@ class JwksKeySource:
             raise _FetchError(
                 f"{location.describe()} is unreachable ({type(error).__name__})"
             ) from None
-        if response.status_code != 200:
-            raise _FetchError(f"{location.describe()} answered HTTP {response.status_code}")
+        if body is None:
+            raise _FetchError(
+                f"{location.describe()} sent more than {MAX_KEY_SET_BYTES // 1024} KiB, "
+                "which is not a Clerk key set"
+            )
         try:
-            document = response.json()
-        except ValueError:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
             raise _FetchError(f"{location.describe()} did not answer JSON") from None
         keys = parse_key_set(document)
         if not keys:
@@ -231,33 +304,77 @@ class JwksKeySource:
         return keys
 
     def _unavailable(self) -> ClerkAuthError:
-        wait = self.cooldown - (self.clock() - self._last_attempt)
+        wait = self.cooldown - (self.clock() - self._last_attempt)  # -inf before any attempt
         return ClerkAuthError(
             ErrorReason.JWK_FAILED_TO_LOAD,
             f"signing keys could not be loaded from {self._location.describe()}; "
             "see the server log for the cause",
-            retry_after=max(1, math.ceil(wait)),
+            retry_after=math.ceil(max(1.0, wait)),
         )
 
 
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    """The body, or ``None`` as soon as it exceeds ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+# Clerk signs with 2048-bit keys. Weaker keys are forgeable; far larger ones would make every
+# signature check slow, so a key set that holds one is misconfigured or hostile.
+RSA_KEY_BITS = range(2048, 8192 + 1)
+
+
 def parse_key_set(document: Any) -> dict[str, Key]:
-    """The RSA signing keys with a ``kid`` in a JWKS document, as python-jose key objects."""
+    """The RSA signing keys with a ``kid`` in a JWKS document, as python-jose key objects.
+
+    Anything else is skipped: other key types, encryption keys, algorithms other than RS256,
+    entries without a ``kid``, and keys whose ``n`` / ``e`` are not base64url text or whose
+    size is outside :data:`RSA_KEY_BITS`. Only ``n`` and ``e`` are read, so private or extra
+    parameters in an entry are never loaded.
+    """
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         return {}
     keys: dict[str, Key] = {}
     for entry in document["keys"]:
-        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
-            continue
-        kid = entry.get("kid")
-        if not isinstance(kid, str) or not kid or entry.get("use", "sig") != "sig":
-            continue
-        if entry.get("alg", "RS256") != "RS256":
+        public = _public_signing_jwk(entry)
+        if public is None:
             continue
         try:
-            keys[kid] = jwk.construct(entry, algorithm="RS256")
-        except (JOSEError, ValueError, TypeError, KeyError):
+            keys[public["kid"]] = jwk.construct(public, algorithm="RS256")
+        except (JOSEError, ValueError, TypeError):
             continue
     return keys
+
+
+def _public_signing_jwk(entry: Any) -> dict[str, str] | None:
+    """``entry`` reduced to ``kty``/``kid``/``n``/``e`` if it is a usable RS256 signing key."""
+    if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+        return None
+    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+        return None
+    kid, n, e = entry.get("kid"), entry.get("n"), entry.get("e")
+    # Strings only: python-jose turns a number into bytes(number), so {"e": 10**9} would
+    # allocate a gigabyte.
+    if not (isinstance(kid, str) and isinstance(n, str) and isinstance(e, str)):
+        return None
+    if not kid or not 0 < len(e) <= 8 or _bit_length(n) not in RSA_KEY_BITS:
+        return None
+    return {"kty": "RSA", "kid": kid, "n": n, "e": e}
+
+
+def _bit_length(value: str) -> int:
+    """The size of a base64url-encoded unsigned integer, 0 when it is not base64url."""
+    if len(value) > 2048:  # over 12,000 bits: not worth decoding
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
 
 
 # -- one source per configuration --------------------------------------------------------
