@@ -1,12 +1,37 @@
 """Testing kit: mint real tokens, override authentication, emulate Clerk.
 
-from clerk_deps.testing import TestIssuer
+Three ways to test a protected route, fastest first::
 
-issuer = TestIssuer()
-app.dependency_overrides[get_settings] = issuer.settings
-client.get("/me", headers={"Authorization": f"Bearer {issuer.token('user_1')}"})
+    from clerk_deps.testing import FakeClerk, TestIssuer, override_clerk_user
+
+    with override_clerk_user(app, sub="user_1"):          # 1. no token at all
+        client.get("/me")
+
+    issuer = TestIssuer()                                  # 2. real tokens, no network
+    app.dependency_overrides[get_settings] = issuer.settings
+    client.get("/me", headers={"Authorization": f"Bearer {issuer.token('user_1')}"})
+
+    with FakeClerk().serve() as fake:                      # 3. a local Clerk on 127.0.0.1
+        ...
+
+The pytest fixtures ``clerk_issuer`` and ``clerk_token`` are registered automatically.
 """
 
-from .issuer import TestIssuer, sign_jwt
+from .fakeclerk import FakeClerk, FakeClerkError, JwtTemplate
+from .issuer import SESSION_CATEGORY, TEMPLATE_CATEGORY, TestIssuer, sign_jwt
+from .overrides import build_claims, override_clerk_settings, override_clerk_user
+from .server import serve_app
 
-__all__ = ["TestIssuer", "sign_jwt"]
+__all__ = [
+    "SESSION_CATEGORY",
+    "TEMPLATE_CATEGORY",
+    "FakeClerk",
+    "FakeClerkError",
+    "JwtTemplate",
+    "TestIssuer",
+    "build_claims",
+    "override_clerk_settings",
+    "override_clerk_user",
+    "serve_app",
+    "sign_jwt",
+]
