@@ -28,7 +28,6 @@ from test_token_table import ROWS, make_app
 from clerk_deps import (
     ClerkAuthError,
     ClerkSettings,
-    CurrentUserWithEmailDep,
     ErrorReason,
     get_settings,
     verify_token,
@@ -37,7 +36,7 @@ from clerk_deps import (
 from clerk_deps.backend_api import ClerkBackendAPI
 from clerk_deps.keys import key_source_for
 from clerk_deps.testing import TestIssuer
-from clerk_deps.user_email import clear_email_lookups
+from clerk_deps.user_email import CurrentUserWithEmailDep, clear_email_lookups
 
 SECRET = "sk_test_NeverLogThisSecretKey0123456789abcdef"
 MIN_NEEDLE = 8  # shorter strings ("sig", "a") occur in ordinary text
