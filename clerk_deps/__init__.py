@@ -27,6 +27,7 @@ from .errors import ClerkAuthError, ErrorReason, clerk_error_handler
 from .keys import warm_up
 from .settings import ClerkSettings, get_settings
 from .tokens import verify_token
+from .user_email import CurrentUserWithEmailDep, require_clerk_user_with_email
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -35,6 +36,7 @@ __all__ = [
     "ClerkClaims",
     "ClerkSettings",
     "CurrentUserDep",
+    "CurrentUserWithEmailDep",
     "ErrorReason",
     "OptionalUserDep",
     "clerk_error_handler",
@@ -42,6 +44,7 @@ __all__ = [
     "get_settings",
     "optional_clerk_user",
     "require_clerk_user",
+    "require_clerk_user_with_email",
     "require_feature",
     "require_org_permission",
     "require_org_role",

@@ -134,16 +134,31 @@ class AuditTrail:
 
     async def recorder(self, conn: HTTPConnection, user: CurrentUserDep) -> AuditRecorder:
         """FastAPI dependency: an :class:`AuditRecorder` bound to this request's user."""
-        return AuditRecorder(self, user, request_id_of(conn))
+        return AuditRecorder(self, user, request_id_of(conn), conn)
 
 
 class AuditRecorder:
     """Records actions of one request: ``await audit("job.create", resource=job_id)``."""
 
-    def __init__(self, trail: AuditTrail, user: ClerkClaims, request_id: str) -> None:
+    def __init__(
+        self,
+        trail: AuditTrail,
+        user: ClerkClaims,
+        request_id: str,
+        conn: HTTPConnection | None = None,
+    ) -> None:
         self.trail = trail
         self.user = user
         self.request_id = request_id
+        self._conn = conn
+
+    def _current_user(self) -> ClerkClaims:
+        # A route using CurrentUserWithEmailDep leaves the email-enriched claims on the
+        # connection by the time it records; prefer those.
+        stored = getattr(self._conn.state, "clerk_user", None) if self._conn else None
+        return (
+            stored if isinstance(stored, ClerkClaims) and stored.sub == self.user.sub else self.user
+        )
 
     async def __call__(
         self,
@@ -154,7 +169,7 @@ class AuditRecorder:
         details: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         return await self.trail.arecord(
-            user=self.user,
+            user=self._current_user(),
             action=action,
             resource=resource,
             outcome=outcome,

@@ -252,7 +252,8 @@ def _checked_url(url: str, variable: str) -> str:
         return url
     if parts.scheme == "http":
         raise _setting_error(
-            variable, "must use https:// (plain http is only allowed for localhost and 127.0.0.1)"
+            variable,
+            "must use https:// (plain http is only allowed for localhost, 127.0.0.1 and [::1])",
         )
     raise _setting_error(
         variable, "must be an absolute https:// URL, e.g. https://your-app.clerk.accounts.dev"

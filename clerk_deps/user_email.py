@@ -117,6 +117,16 @@ def clear_email_lookups() -> None:
     """Forget every cached address (tests; a process that reloads configuration)."""
     with _lookups_lock:
         _lookups.clear()
+    _warned_no_secret.clear()
+
+
+_warned_no_secret = threading.Event()
+
+
+def _warn_no_secret_once() -> None:
+    if not _warned_no_secret.is_set():
+        _warned_no_secret.set()
+        logger.warning("clerk_deps: CLERK_SECRET_KEY is not set, so email cannot be looked up")
 
 
 async def require_clerk_user_with_email(
@@ -131,7 +141,7 @@ async def require_clerk_user_with_email(
         return user
     lookup = email_lookup_for(settings)
     if lookup is None:
-        logger.warning("clerk_deps: CLERK_SECRET_KEY is not set, so email cannot be looked up")
+        _warn_no_secret_once()
         return user
     email = await lookup.primary_email(user.sub)
     if email is None:

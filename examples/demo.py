@@ -1,64 +1,56 @@
-"""`make demo`: the example jobs API under a real server on 127.0.0.1, walked through end to end.
+"""`make demo`: the whole story on 127.0.0.1, with no Clerk account.
 
-Runs on embedded defaults: a key pair generated here stands in for a Clerk instance, so no
-Clerk account is needed. Prints each step and exits 0 when every answer is the expected one.
+FakeClerk (a local Clerk emulator) and the example jobs API run as real servers on loopback.
+The walkthrough creates a session and mints a token through the Backend API, calls the API
+with it at once, then shows each way a request is refused and why, the audit line the job
+left, and `clerk-deps verify` explaining an expired token. Exits 0 when every answer is the
+expected one, and leaves no process running.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import socket
+import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clerk_deps import get_settings
+from clerk_deps.backend_api import ClerkBackendAPI
 from clerk_deps.testing import TestIssuer
+from clerk_deps.testing.fakeclerk import FakeClerk
+from clerk_deps.testing.server import serve_app
+from examples import jobs_api
+
+USER_EMAIL = "ada@example.com"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+class Walkthrough:
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.number = 0
 
+    def step(self, title: str) -> None:
+        self.number += 1
+        print(f"\n[{self.number}] {title}")
 
-@contextmanager
-def serve(app_path: str, port: int) -> Iterator[str]:
-    """Run an ASGI app under uvicorn in a thread; stop it on exit."""
-    config = uvicorn.Config(app_path, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"{app_path} did not start on 127.0.0.1:{port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    def post_job(self, token: str | None, name: str = "nightly-report") -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.client.post("/jobs", json={"name": name}, headers=headers)
+        body = response.json()
+        print(f"    POST /jobs -> {response.status_code} {json.dumps(body)}")
+        return response.status_code, body
 
-
-def step(number: int, title: str) -> None:
-    print(f"\n[{number}] {title}")
-
-
-def show(response: httpx.Response) -> tuple[int, dict[str, Any]]:
-    body: dict[str, Any] = response.json()
-    print(f"    -> {response.status_code} {body}")
-    return response.status_code, body
+    def expect_refusal(self, token: str | None, reason: str) -> None:
+        status, body = self.post_job(token)
+        expect(status == 401 and body["detail"]["reason"] == reason, f"401 {reason}")
 
 
 def expect(condition: bool, what: str) -> None:
@@ -68,50 +60,111 @@ def expect(condition: bool, what: str) -> None:
     print(f"    ok: {what}")
 
 
-def main() -> int:
-    issuer = TestIssuer(issuer="http://127.0.0.1")
-    os.environ["CLERK_ISSUER"] = issuer.issuer
-    os.environ["CLERK_JWT_KEY"] = issuer.public_pem.replace("\n", "\\n")
+def use_environment(variables: dict[str, str]) -> None:
+    """Configure the app the way a deployment would: environment variables, read lazily."""
+    os.environ.update(variables)
     get_settings.cache_clear()
-    print("clerk_deps demo: a local key pair plays the Clerk instance (no account needed)")
-    print(f"    CLERK_ISSUER={issuer.issuer}")
-    print("    CLERK_JWT_KEY=-----BEGIN PUBLIC KEY-----\\n... (generated for this run)")
 
-    with (
-        serve("examples.jobs_api:app", free_port()) as base_url,
-        httpx.Client(base_url=base_url, timeout=10) as client,
-    ):
-        print(f"    example API (examples/jobs_api.py) serving on {base_url}")
 
-        step(1, "POST /jobs with a fresh session token")
-        token = issuer.token("user_demo", email="demo@example.com")
-        status, body = show(
-            client.post(
-                "/jobs", json={"name": "nightly"}, headers={"Authorization": f"Bearer {token}"}
+async def mint_through_backend_api(fake: FakeClerk, user_id: str) -> tuple[str, str]:
+    api = ClerkBackendAPI(fake.secret_key, api_url=fake.base_url)
+    session = await api.create_session(user_id)
+    return session["id"], await api.create_session_token(session["id"])
+
+
+def verify_with_cli(token: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`clerk-deps verify -`, the token on stdin (so it never shows up in a process list)."""
+    return subprocess.run(
+        [sys.executable, "-m", "clerk_deps", "verify", "-"],
+        input=token,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def main() -> int:
+    import asyncio
+
+    audit_dir = Path(tempfile.mkdtemp(prefix="clerk-deps-demo-audit-"))
+    jobs_api.audit_trail.directory = audit_dir
+    print("clerk_deps demo: FakeClerk plays Clerk on 127.0.0.1 (no account needed)")
+
+    with FakeClerk().serve() as fake:
+        env = fake.env_vars()
+        use_environment(env)
+        for name, value in env.items():
+            shown = value if name != "CLERK_SECRET_KEY" else value[:8] + "..."
+            print(f"    {name}={shown}")
+        user = fake.create_user(email_address=USER_EMAIL, first_name="Ada")
+        print(f"    test user {user['id']} <{USER_EMAIL}>")
+
+        with (
+            serve_app(jobs_api.app) as api_url,
+            httpx.Client(base_url=api_url, timeout=10) as client,
+        ):
+            print(f"    jobs API (examples/jobs_api.py) on {api_url}")
+            walk = Walkthrough(client)
+
+            walk.step("Create a session and mint a token (Backend API), call POST /jobs at once")
+            session_id, token = asyncio.run(mint_through_backend_api(fake, user["id"]))
+            print(f"    session {session_id}; token minted, valid for 60 s")
+            status, job = walk.post_job(token)
+            expect(
+                status == 201 and job["created_by"] == user["id"], "201, job attributed to the user"
             )
-        )
-        expect(
-            status == 201 and body.get("created_by") == "user_demo",
-            "201 with the job attributed to user_demo",
-        )
+            expect(job["created_by_email"] == USER_EMAIL, "email looked up (the token has none)")
 
-        step(2, "GET /me with the same token")
-        status, body = show(client.get("/me", headers={"Authorization": f"Bearer {token}"}))
-        expect(status == 200 and body.get("user_id") == "user_demo", "200 with the verified claims")
+            walk.step("No token")
+            walk.expect_refusal(None, "session-token-missing")
 
-        step(3, "POST /jobs with no token")
-        status, body = show(client.post("/jobs", json={"name": "nightly"}))
-        expect(
-            status == 401 and body["detail"]["reason"] == "session-token-missing",
-            "401 session-token-missing",
-        )
+            walk.step("A token that expired an hour ago")
+            expired = fake.session_token(session_id, now=time.time() - 3600)
+            walk.expect_refusal(expired, "token-expired")
 
-        step(4, "POST /jobs with a token that expired two minutes ago")
-        expired = issuer.expired_token("user_demo")
-        status, body = show(
-            client.post("/jobs", json={"name": "x"}, headers={"Authorization": f"Bearer {expired}"})
-        )
-        expect(status == 401 and body["detail"]["reason"] == "token-expired", "401 token-expired")
+            walk.step("A forged token: the instance's kid, someone else's key")
+            forger = TestIssuer(issuer=fake.base_url, kid=fake.kid)
+            walk.expect_refusal(
+                forger.forged_token(user["id"], sid=session_id), "token-invalid-signature"
+            )
+
+            walk.step(
+                "Allow only https://app.example.com, then present a token from another origin"
+            )
+            use_environment({"CLERK_AUTHORIZED_PARTIES": "https://app.example.com"})
+            foreign = fake.session_token(session_id, azp="https://evil.example")
+            walk.expect_refusal(foreign, "token-invalid-authorized-parties")
+            os.environ.pop("CLERK_AUTHORIZED_PARTIES")
+            get_settings.cache_clear()
+
+            walk.step("The audit line the job left")
+            lines = [
+                json.loads(line)
+                for path in sorted(audit_dir.glob("audit_*.jsonl"))
+                for line in path.read_text().splitlines()
+            ]
+            print(f"    {next(audit_dir.glob('audit_*.jsonl')).name}: {json.dumps(lines[-1])}")
+            record = lines[-1]
+            expect(
+                len(lines) == 1
+                and record["user_id"] == user["id"]
+                and record["resource"] == job["job_id"]
+                and record["user_email"] == USER_EMAIL,
+                "one record, attributed to the user, with the job id and email",
+            )
+            expect(token not in json.dumps(lines), "the token is not in the audit trail")
+
+            walk.step("clerk-deps verify on the expired token")
+            result = verify_with_cli(expired, env)
+            for line in (result.stdout + result.stderr).strip().splitlines():
+                print(f"    | {line}")
+            expect(
+                result.returncode == 1
+                and "token-expired" in result.stdout
+                and "fix:" in result.stdout,
+                "exit status 1 with the reason and the fix",
+            )
 
     print("\nDemo finished: every answer was the expected one.")
     return 0

@@ -21,6 +21,16 @@ def test_demo_runs_end_to_end() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for expected in ("201", "session-token-missing", "token-expired", "Demo finished"):
+    expected_lines = (
+        "-> 201",
+        "ok: 401 session-token-missing",
+        "ok: 401 token-expired",
+        "ok: 401 token-invalid-signature",
+        "ok: 401 token-invalid-authorized-parties",
+        "ok: one record, attributed to the user",
+        "| fix: Clerk session tokens live 60 s",
+        "Demo finished",
+    )
+    for expected in expected_lines:
         assert expected in result.stdout
     assert "FAILED" not in result.stdout
