@@ -358,8 +358,25 @@ def run_migrating(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixt
     assert client.get("/projects/").status_code == 401
 
 
+def run_audit(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    client = TestClient(load("examples/docs_audit.py").app)
+    token = issuer.token("user_auditor", email="auditor@example.com")
+    response = client.post("/reports/r-7/approve", headers=bearer(token))
+    assert response.json() == {"approved": "r-7", "by": "user_auditor"}
+    assert client.post("/reports/r-8/approve").status_code == 401
+    (path,) = Path("logs/audit").glob("audit_*.jsonl")
+    (line,) = path.read_text().splitlines()
+    record = json.loads(line)
+    assert record["user_id"] == "user_auditor" and record["resource"] == "r-7"
+    assert record["action"] == "report.approve" and record["alcoa_attributable"] is True
+    assert token not in line
+
+
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
+    "examples/docs_audit.py": run_audit,
     "examples/quickstart_app.py": run_quickstart,
     "examples/docs_settings_in_code.py": run_settings_in_code,
     "examples/docs_production_app.py": run_production_app,
