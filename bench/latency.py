@@ -1,0 +1,198 @@
+"""Per-call latency: the floor, ``verify_token`` cold and warm, and the FastAPI dependency.
+
+Method, for every row: a loop over prepared inputs timed with ``time.perf_counter_ns``; the
+figure is the median over several repeats of (elapsed / calls). The garbage collector stays on
+(a request pays for it too), and is run between repeats.
+
+``verify_token`` is a coroutine function. With a static key (``CLERK_JWT_KEY``) it never
+suspends, so the bench drives each coroutine with ``coro.send(None)``, which runs it to
+completion and raises ``StopIteration`` with the result: exactly the work an ``await
+verify_token(...)`` inside a request handler pays (creating and running the coroutine),
+without timing an event loop's scheduling. A coroutine that did suspend is an error here.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import statistics
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from starlette.requests import Request
+
+from clerk_deps import ClerkSettings, require_clerk_user, verify_token
+from clerk_deps.dependencies import clerk_bearer
+from clerk_deps.keys import key_source_for
+from clerk_deps.token_cache import token_cache_for
+
+T = TypeVar("T")
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that completes without suspending; return its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("the coroutine suspended: it needs an event loop (network key source?)")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median microseconds per call over ``repeats`` runs of ``calls`` calls each."""
+
+    median_us: float
+    runs_us: tuple[float, ...]
+    calls: int
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the runs: a quick noise indicator."""
+        return (max(self.runs_us) - min(self.runs_us)) / self.median_us
+
+
+def time_calls(
+    run_once: Callable[[], int], repeats: int, before_each: Callable[[], None] | None = None
+) -> Timing:
+    """Time ``run_once`` (which performs N calls and returns N) ``repeats`` times."""
+    runs: list[float] = []
+    calls = 0
+    for _ in range(repeats):
+        if before_each is not None:
+            before_each()
+        gc.collect()
+        start = time.perf_counter_ns()
+        calls = run_once()
+        elapsed = time.perf_counter_ns() - start
+        runs.append(elapsed / calls / 1000)
+    return Timing(statistics.median(runs), tuple(runs), calls)
+
+
+# -- inputs ------------------------------------------------------------------------------
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def signature_parts(tokens: Sequence[str]) -> list[tuple[bytes, bytes]]:
+    """(signature, signing input) of each token, decoded ahead of the floor's timing."""
+    parts = []
+    for token in tokens:
+        header, payload, signature = token.split(".")
+        parts.append((_b64decode(signature), f"{header}.{payload}".encode("ascii")))
+    return parts
+
+
+def bearer_request(token: str) -> Request:
+    """A Starlette request carrying ``Authorization: Bearer <token>``, as FastAPI builds it."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/protected",
+        "raw_path": b"/protected",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"authorization", b"Bearer " + token.encode("ascii")),
+        ],
+    }
+    return Request(scope)
+
+
+def clear_token_cache(settings: ClerkSettings) -> None:
+    """Forget every verified token of ``settings``' scope, so the next calls are cold."""
+    cache = token_cache_for(
+        key_source_for(settings),
+        settings.verification_policy(),
+        settings.token_cache_size,
+        settings.leeway,
+    )
+    if cache is not None:
+        cache.clear()
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+def measure_floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str], repeats: int) -> Timing:
+    """Raw ``cryptography`` RS256 verification: the least any verifier can do."""
+    parts = signature_parts(tokens)
+    verify = public_key.verify
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+    def run() -> int:
+        for signature, signing_input in parts:
+            verify(signature, signing_input, pkcs1, sha256)
+        return len(parts)
+
+    return time_calls(run, repeats)
+
+
+def measure_verify_cold(settings: ClerkSettings, tokens: Sequence[str], repeats: int) -> Timing:
+    """``verify_token`` on tokens it has never seen: the cache is emptied before each repeat."""
+
+    def run() -> int:
+        for token in tokens:
+            drive(verify_token(token, settings))
+        return len(tokens)
+
+    return time_calls(run, repeats, before_each=lambda: clear_token_cache(settings))
+
+
+def measure_verify_warm(
+    settings: ClerkSettings, token: str, iterations: int, repeats: int
+) -> Timing:
+    """``verify_token`` on one token again and again (a browser session's next requests)."""
+    drive(verify_token(token, settings))
+    batch = [token] * iterations
+
+    def run() -> int:
+        for same in batch:
+            drive(verify_token(same, settings))
+        return iterations
+
+    return time_calls(run, repeats)
+
+
+def _dependency_call(request: Request, settings: ClerkSettings) -> None:
+    """What FastAPI runs for ``CurrentUserDep`` once ``get_settings`` is resolved."""
+    token = drive(clerk_bearer(request, settings))
+    drive(require_clerk_user(request, settings, token))
+
+
+def measure_dependency_cold(settings: ClerkSettings, tokens: Sequence[str], repeats: int) -> Timing:
+    """The FastAPI dependency (read the Bearer header, verify) on tokens never seen."""
+    requests = [bearer_request(token) for token in tokens]
+
+    def run() -> int:
+        for request in requests:
+            _dependency_call(request, settings)
+        return len(requests)
+
+    return time_calls(run, repeats, before_each=lambda: clear_token_cache(settings))
+
+
+def measure_dependency_warm(
+    settings: ClerkSettings, token: str, iterations: int, repeats: int
+) -> Timing:
+    """The FastAPI dependency on one repeated token."""
+    requests = [bearer_request(token) for _ in range(iterations)]
+    _dependency_call(requests[0], settings)
+
+    def run() -> int:
+        for request in requests:
+            _dependency_call(request, settings)
+        return iterations
+
+    return time_calls(run, repeats)
