@@ -134,7 +134,31 @@ class ClerkBackendAPI:
                 f"{method} {path} could not reach {self.api_url} ({type(error).__name__})",
                 code="network_error",
             ) from None
-        return _parse(method, path, response)
+        try:
+            return _parse(method, path, response)
+        except ClerkAPIError as error:
+            raise _redacted(error, self._secret.get_secret_value()) from None
+
+
+def _redacted(error: ClerkAPIError, secret: str) -> ClerkAPIError:
+    """The same error with the secret key blanked out of whatever the server echoed."""
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(secret, "[redacted]")
+        if isinstance(value, dict):
+            return {k: scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return ClerkAPIError(
+        scrub(error.message),
+        status_code=error.status_code,
+        code=scrub(error.code),
+        long_message=scrub(error.long_message),
+        errors=scrub(error.errors),
+    )
 
 
 def _segment(value: str) -> str:

@@ -56,18 +56,27 @@ class ClerkBearer(SecurityBase):
 
     async def __call__(self, conn: HTTPConnection, settings: SettingsDep) -> str | None:
         """The raw token, or ``None`` when the connection carries none."""
-        return extract_token(conn, settings.session_cookie)
+        try:
+            return extract_token(conn, settings.session_cookie)
+        except ClerkAuthError as error:
+            raise error_for_connection(conn, error) from None
 
 
 def extract_token(conn: HTTPConnection, cookie_name: str = "__session") -> str | None:
     """The Bearer credentials (scheme in any case), else the session cookie, else ``None``.
 
     A Bearer header is authoritative: when present, the cookie is not consulted, even if the
-    header's credentials are empty.
+    header's credentials are empty. More than one ``Authorization`` header is refused
+    (``token-invalid``): which one a proxy or framework would pick is not well defined.
     """
-    authorization = conn.headers.get("authorization")
-    if authorization is not None:
-        scheme, _, credentials = authorization.strip().partition(" ")
+    headers = conn.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise ClerkAuthError(
+            ErrorReason.TOKEN_INVALID,
+            f"the request has {len(headers)} Authorization headers; send exactly one",
+        )
+    if headers:
+        scheme, _, credentials = headers[0].strip().partition(" ")
         if scheme.lower() == "bearer":
             return credentials.strip() or None
     return conn.cookies.get(cookie_name) or None

@@ -25,9 +25,10 @@ from .keys import KeySource, key_source_for
 from .settings import ClerkSettings, get_settings
 from .token_cache import token_cache_for
 
-__all__ = ["MAX_TOKEN_BYTES", "verify_token"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_token"]
 
 MAX_TOKEN_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 32
 SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 TEMPLATE_CATEGORY = "cl_B7d4PD222AAA"
 
@@ -139,7 +140,25 @@ def _decode_segment(segment: str, name: str) -> dict[str, Any]:
         raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not JSON") from None
     if not isinstance(value, dict):
         raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not a JSON object")
+    # Counting brackets is a C-speed upper bound on the depth; only walk when it could be deep.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth_exceeds(value):
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID,
+            f"the {name} nests deeper than {MAX_JSON_DEPTH} levels",
+        )
     return value
+
+
+def _depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a decoded JSON value nests more than ``limit`` containers deep (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:
@@ -192,7 +211,7 @@ def _check_token_type(
     accepted = SESSION_CATEGORIES | (
         {TEMPLATE_CATEGORY} if settings.accept_jwt_templates else set()
     )
-    if category is not None and category not in accepted:
+    if category is not None and (not isinstance(category, str) or category not in accepted):
         kind = "a JWT-template" if category == TEMPLATE_CATEGORY else "not a session"
         hint = " (set CLERK_ACCEPT_JWT_TEMPLATES=true to accept it)" if kind[0] == "a" else ""
         raise _invalid(ErrorReason.TOKEN_TYPE_MISMATCH, f"token category is {kind} token{hint}")
