@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from ..claims import ClerkClaims
 from ..dependencies import optional_clerk_user, require_clerk_user
 from ..settings import ClerkSettings, get_settings
+from ..user_email import require_clerk_user_with_email
 from .issuer import DEFAULT_ISSUER
 
 __all__ = ["build_claims", "override_clerk_settings", "override_clerk_user"]
@@ -62,19 +63,13 @@ def build_claims(
     )
 
 
-def _user_dependencies() -> list[Callable[..., Any]]:
-    """Every public dependency that yields the signed-in user.
-
-    ``require_clerk_user_with_email`` is included when the package provides it, so overriding
-    the user never triggers a Backend API call for the email in a test.
-    """
-    import clerk_deps
-
-    dependencies: list[Callable[..., Any]] = [require_clerk_user, optional_clerk_user]
-    with_email = getattr(clerk_deps, "require_clerk_user_with_email", None)
-    if callable(with_email):
-        dependencies.append(with_email)
-    return dependencies
+# Every public dependency that yields the signed-in user. The email one is included so that
+# overriding the user never triggers a Backend API lookup in a test.
+_USER_DEPENDENCIES: tuple[Callable[..., Any], ...] = (
+    require_clerk_user,
+    optional_clerk_user,
+    require_clerk_user_with_email,
+)
 
 
 @contextmanager
@@ -100,8 +95,9 @@ def override_clerk_user(
 ) -> Iterator[ClerkClaims]:
     """Sign every request to ``app`` in as one user, without tokens, for the ``with`` block.
 
-    Routes using ``require_clerk_user`` (so ``CurrentUserDep``, ``OptionalUserDep`` and every
-    authorization dependency built on them) receive these claims, and
+    Routes using ``require_clerk_user`` (so ``CurrentUserDep``, ``OptionalUserDep``,
+    ``CurrentUserWithEmailDep`` and every authorization dependency built on them) receive these
+    claims, without any Backend API call, and
     ``request.state.clerk_user`` is set as after a real verification. ``claims`` is a
     ``ClerkClaims``, a payload mapping, or ``None`` for defaults; ``fields`` update it::
 
@@ -118,7 +114,7 @@ def override_clerk_user(
         conn.state.clerk_user = user
         return user
 
-    with _overridden(app, {dependency: signed_in_user for dependency in _user_dependencies()}):
+    with _overridden(app, {dependency: signed_in_user for dependency in _USER_DEPENDENCIES}):
         yield user
 
 
