@@ -132,7 +132,6 @@ async def optional_clerk_user(
     A token that is present and bad is still rejected: an invalid token is never "anonymous".
     """
     if token is None:
-        key_source_for(settings)
         return None
     return await _authenticate(conn, token, settings)
 

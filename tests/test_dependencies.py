@@ -117,8 +117,9 @@ def test_not_configured_is_a_500_naming_the_variables(client: TestClient, app: F
     assert detail["reason"] == "auth-not-configured"
     for variable in ("CLERK_ISSUER", "CLERK_JWT_KEY", "CLERK_SECRET_KEY"):
         assert variable in detail["message"]
-    # Misconfiguration is loud for optional routes too, rather than silently anonymous.
-    assert client.get("/maybe").status_code == 500
+    # Optional routes: no token at all is anonymous (contract), a presented token is judged.
+    assert client.get("/maybe").json() == {"sub": None}
+    assert client.get("/maybe", headers=auth(ISSUER.token())).status_code == 500
 
 
 def test_invalid_environment_is_a_500_not_a_stack_trace(monkeypatch: pytest.MonkeyPatch) -> None:
