@@ -7,27 +7,77 @@ async def me(user: CurrentUserDep):
     return {"user_id": user.sub, "email": user.email}
 """
 
-from .authz import (
-    AUTH_RESPONSES,
-    require_feature,
-    require_org_permission,
-    require_org_role,
-    require_plan,
-    require_reverification,
-)
-from .claims import Actor, ClerkClaims
-from .dependencies import (
-    CurrentUserDep,
-    OptionalUserDep,
-    clerk_lifespan,
-    optional_clerk_user,
-    require_clerk_user,
-)
-from .errors import ClerkAuthError, ErrorReason, clerk_error_handler
-from .keys import warm_up
-from .settings import ClerkSettings, get_settings
-from .tokens import verify_token
-from .user_email import CurrentUserWithEmailDep, require_clerk_user_with_email
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._lazy import load_export
+
+if TYPE_CHECKING:
+    from .authz import (
+        AUTH_RESPONSES,
+        require_feature,
+        require_org_permission,
+        require_org_role,
+        require_plan,
+        require_reverification,
+    )
+    from .claims import (
+        Actor,
+        ClerkClaims,
+    )
+    from .dependencies import (
+        CurrentUserDep,
+        OptionalUserDep,
+        clerk_lifespan,
+        optional_clerk_user,
+        require_clerk_user,
+    )
+    from .errors import (
+        ClerkAuthError,
+        ErrorReason,
+        clerk_error_handler,
+    )
+    from .keys import (
+        warm_up,
+    )
+    from .settings import (
+        ClerkSettings,
+        get_settings,
+    )
+    from .tokens import (
+        verify_token,
+    )
+    from .user_email import (
+        CurrentUserWithEmailDep,
+        require_clerk_user_with_email,
+    )
+
+# Public names are imported on first use (see _lazy.py): importing the package stays cheap.
+_EXPORTS = {
+    "AUTH_RESPONSES": ".authz",
+    "Actor": ".claims",
+    "ClerkAuthError": ".errors",
+    "ClerkClaims": ".claims",
+    "ClerkSettings": ".settings",
+    "CurrentUserDep": ".dependencies",
+    "CurrentUserWithEmailDep": ".user_email",
+    "ErrorReason": ".errors",
+    "OptionalUserDep": ".dependencies",
+    "clerk_error_handler": ".errors",
+    "clerk_lifespan": ".dependencies",
+    "get_settings": ".settings",
+    "optional_clerk_user": ".dependencies",
+    "require_clerk_user": ".dependencies",
+    "require_clerk_user_with_email": ".user_email",
+    "require_feature": ".authz",
+    "require_org_permission": ".authz",
+    "require_org_role": ".authz",
+    "require_plan": ".authz",
+    "require_reverification": ".authz",
+    "verify_token": ".tokens",
+    "warm_up": ".keys",
+}
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -55,3 +105,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        return load_export(__name__, _EXPORTS, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -17,10 +17,47 @@ Three ways to test a protected route, fastest first::
 The pytest fixtures ``clerk_issuer`` and ``clerk_token`` are registered automatically.
 """
 
-from .fakeclerk import FakeClerk, FakeClerkError, JwtTemplate
-from .issuer import SESSION_CATEGORY, TEMPLATE_CATEGORY, TestIssuer, sign_jwt
-from .overrides import build_claims, override_clerk_settings, override_clerk_user
-from .server import serve_app
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import load_export
+
+if TYPE_CHECKING:
+    from .fakeclerk import (
+        FakeClerk,
+        FakeClerkError,
+        JwtTemplate,
+    )
+    from .issuer import (
+        SESSION_CATEGORY,
+        TEMPLATE_CATEGORY,
+        TestIssuer,
+        sign_jwt,
+    )
+    from .overrides import (
+        build_claims,
+        override_clerk_settings,
+        override_clerk_user,
+    )
+    from .server import (
+        serve_app,
+    )
+
+# Public names are imported on first use (see _lazy.py): importing the package stays cheap.
+_EXPORTS = {
+    "FakeClerk": ".fakeclerk",
+    "FakeClerkError": ".fakeclerk",
+    "JwtTemplate": ".fakeclerk",
+    "SESSION_CATEGORY": ".issuer",
+    "TEMPLATE_CATEGORY": ".issuer",
+    "TestIssuer": ".issuer",
+    "build_claims": ".overrides",
+    "override_clerk_settings": ".overrides",
+    "override_clerk_user": ".overrides",
+    "serve_app": ".server",
+    "sign_jwt": ".issuer",
+}
 
 __all__ = [
     "SESSION_CATEGORY",
@@ -35,3 +72,12 @@ __all__ = [
     "serve_app",
     "sign_jwt",
 ]
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        return load_export(__name__, _EXPORTS, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
