@@ -9,6 +9,7 @@ cache is emptied when the key set behind it changes.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -19,6 +20,10 @@ from .keys import KeySource
 
 __all__ = ["TokenCache", "token_cache_for"]
 
+# Without a GIL (free-threaded builds), single OrderedDict operations are not guaranteed to be
+# atomic, so reads take the lock there too.
+_ATOMIC_DICT_OPS: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
 
 class TokenCache:
     """A bounded, thread-safe LRU of verified tokens for one verification scope."""
@@ -28,28 +33,41 @@ class TokenCache:
         self.leeway = leeway
         self._entries: OrderedDict[str, ClerkClaims] = OrderedDict()
         self._key_version: int | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a locked read may flush or expire
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, token: str, now: float, key_version: int) -> ClerkClaims | None:
         """The claims of ``token`` if it was verified and is still within its lifetime."""
-        with self._lock:
-            if key_version != self._key_version:
-                self._entries.clear()
-                self._key_version = key_version
-                return None
-            claims = self._entries.get(token)
-            if claims is None:
-                return None
-            if claims.exp + self.leeway <= now:
-                del self._entries[token]
-                return None
-            if claims.nbf is not None and claims.nbf - self.leeway > now:
-                return None
+        if not _ATOMIC_DICT_OPS:
+            with self._lock:
+                return self._lookup(token, now, key_version)
+        return self._lookup(token, now, key_version)
+
+    def _lookup(self, token: str, now: float, key_version: int) -> ClerkClaims | None:
+        # The hit path takes no lock (half the cost of a hit): each OrderedDict operation here
+        # is atomic under the GIL, and every change that makes entries invalid (the flush on
+        # new keys, expiry) is made under the lock. A reader that saw the old key version
+        # before a concurrent flush is ordered before that flush, as if it had locked first.
+        if key_version != self._key_version:
+            self._flush(key_version)
+            return None
+        claims = self._entries.get(token)
+        if claims is None:
+            return None
+        if claims.exp + self.leeway <= now:
+            with self._lock:
+                self._entries.pop(token, None)
+            return None
+        if claims.nbf is not None and claims.nbf - self.leeway > now:
+            return None
+        # not contextlib.suppress: a context manager would cost as much as the lookup itself
+        try:  # noqa: SIM105
             self._entries.move_to_end(token)
-            return claims
+        except KeyError:  # evicted by another thread since the lookup; still a valid answer
+            pass
+        return claims
 
     def put(self, token: str, claims: ClerkClaims, key_version: int) -> None:
         """Remember a token that passed every check under keys of ``key_version``."""
@@ -57,10 +75,20 @@ class TokenCache:
             if key_version != self._key_version:
                 self._entries.clear()
                 self._key_version = key_version
-            self._entries[token] = claims
-            self._entries.move_to_end(token)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            entries = self._entries
+            if token in entries:
+                entries.move_to_end(token)
+            else:
+                # evict first, so the size never exceeds the bound, not even for an instant
+                while entries and len(entries) >= self.max_size:
+                    entries.popitem(last=False)
+            entries[token] = claims
+
+    def _flush(self, key_version: int) -> None:
+        with self._lock:
+            if key_version != self._key_version:
+                self._entries.clear()
+                self._key_version = key_version
 
     def clear(self) -> None:
         with self._lock:
@@ -69,11 +97,20 @@ class TokenCache:
 
 # One cache per key source and verification policy: settings objects that would verify a
 # token the same way share it; any difference (issuer, audience, azp, flags) separates them.
-# Keyed weakly by the key source, so forgetting a source (clear_key_sources) drops its caches.
-_caches: weakref.WeakKeyDictionary[KeySource, dict[Hashable, TokenCache]] = (
-    weakref.WeakKeyDictionary()
-)
+# Held weakly by the key source, so forgetting a source (clear_key_sources) drops its caches.
+# Keyed by id() with a weak reference that removes the entry when the source is collected:
+# a lookup is one dict access, where a WeakKeyDictionary builds a new weak reference per call.
+_caches: dict[int, tuple[weakref.ref[KeySource], dict[Hashable, TokenCache]]] = {}
 _caches_lock = threading.Lock()
+
+
+def _forget_source(source_id: int, ref: weakref.ref[KeySource]) -> None:
+    # Runs while the source is being freed, possibly from the garbage collector inside a
+    # section that holds _caches_lock, so it must not take that lock. No other object can
+    # have this id until the source is freed, so the entry is ours or absent.
+    entry = _caches.get(source_id)
+    if entry is not None and entry[0] is ref:
+        _caches.pop(source_id, None)
 
 
 def token_cache_for(
@@ -82,14 +119,19 @@ def token_cache_for(
     """The shared cache of ``source`` under ``policy``; ``None`` when caching is off."""
     if max_size <= 0:
         return None
-    per_source = _caches.get(source)
-    if per_source is not None:
-        cache = per_source.get(policy)
+    entry = _caches.get(id(source))
+    if entry is not None and entry[0]() is source:
+        cache = entry[1].get(policy)
         if cache is not None:
             return cache
     with _caches_lock:
-        per_source = _caches.setdefault(source, {})
-        cache = per_source.get(policy)
+        entry = _caches.get(id(source))
+        if entry is None or entry[0]() is not source:
+            source_id = id(source)
+            ref = weakref.ref(source, lambda dead: _forget_source(source_id, dead))
+            entry = _caches[source_id] = (ref, {})
+        per_policy = entry[1]
+        cache = per_policy.get(policy)
         if cache is None:
-            cache = per_source[policy] = TokenCache(max_size, leeway)
+            cache = per_policy[policy] = TokenCache(max_size, leeway)
         return cache
