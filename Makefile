@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 run: $(STAMP)
-	$(BIN)/python -m uvicorn examples.jobs_api:app --host 127.0.0.1 --port 8000
+	$(BIN)/python examples/serve.py
 
 DOCS_STAMP := $(VENV)/.installed-docs
 
