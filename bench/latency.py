@@ -1,8 +1,14 @@
 """Per-call latency: the floor, ``verify_token`` cold and warm, and the FastAPI dependency.
 
-Method, for every row: a loop over prepared inputs timed with ``time.perf_counter_ns``; the
-figure is the median over several repeats of (elapsed / calls). The garbage collector stays on
-(a request pays for it too), and is run between repeats.
+Method, for every row: a loop over prepared inputs; the figure is the median over several
+repeats of (time / calls). All rows, the peers' included, are measured round-robin, one
+repeat of each in turn, so a slow moment of the machine hits every row alike instead of one.
+The garbage collector stays on (a request pays for it too) and is run before each repeat.
+
+Time is the measuring thread's CPU time (``time.thread_time_ns``): on a shared machine,
+wall-clock time also counts the moments other processes held the core, which is noise, not
+cost. On an idle machine the two agree; the wall-clock (``time.perf_counter_ns``) medians are
+kept next to them in bench/results/latest.json.
 
 ``verify_token`` is a coroutine function. With a static key (``CLERK_JWT_KEY``) it never
 suspends, so the bench drives each coroutine with ``coro.send(None)``, which runs it to
@@ -45,10 +51,11 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
 
 @dataclass(frozen=True)
 class Timing:
-    """Median microseconds per call over ``repeats`` runs of ``calls`` calls each."""
+    """Median microseconds per call over the repeats (thread CPU time; wall-clock too)."""
 
     median_us: float
     runs_us: tuple[float, ...]
+    wall_median_us: float
     calls: int
 
     @property
@@ -57,21 +64,38 @@ class Timing:
         return (max(self.runs_us) - min(self.runs_us)) / self.median_us
 
 
-def time_calls(
-    run_once: Callable[[], int], repeats: int, before_each: Callable[[], None] | None = None
-) -> Timing:
-    """Time ``run_once`` (which performs N calls and returns N) ``repeats`` times."""
-    runs: list[float] = []
-    calls = 0
+@dataclass(frozen=True)
+class Measurement:
+    """``run_once`` performs N calls and returns N; ``before_each`` resets state, untimed."""
+
+    name: str
+    run_once: Callable[[], int]
+    before_each: Callable[[], None] | None = None
+
+
+def measure_round_robin(measurements: Sequence[Measurement], repeats: int) -> dict[str, Timing]:
+    """One repeat of each measurement in turn, ``repeats`` times; the median of each."""
+    cpu: dict[str, list[float]] = {m.name: [] for m in measurements}
+    wall: dict[str, list[float]] = {m.name: [] for m in measurements}
+    calls: dict[str, int] = {}
     for _ in range(repeats):
-        if before_each is not None:
-            before_each()
-        gc.collect()
-        start = time.perf_counter_ns()
-        calls = run_once()
-        elapsed = time.perf_counter_ns() - start
-        runs.append(elapsed / calls / 1000)
-    return Timing(statistics.median(runs), tuple(runs), calls)
+        for m in measurements:
+            if m.before_each is not None:
+                m.before_each()
+            gc.collect()
+            wall_start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
+            n = m.run_once()
+            cpu_ns = time.thread_time_ns() - cpu_start
+            wall_ns = time.perf_counter_ns() - wall_start
+            cpu[m.name].append(cpu_ns / n / 1000)
+            wall[m.name].append(wall_ns / n / 1000)
+            calls[m.name] = n
+    return {
+        name: Timing(
+            statistics.median(runs), tuple(runs), statistics.median(wall[name]), calls[name]
+        )
+        for name, runs in cpu.items()
+    }
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -125,7 +149,7 @@ def clear_token_cache(settings: ClerkSettings) -> None:
 # -- rows --------------------------------------------------------------------------------
 
 
-def measure_floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str], repeats: int) -> Timing:
+def floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str]) -> Measurement:
     """Raw ``cryptography`` RS256 verification: the least any verifier can do."""
     parts = signature_parts(tokens)
     verify = public_key.verify
@@ -136,10 +160,10 @@ def measure_floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str], repeats: 
             verify(signature, signing_input, pkcs1, sha256)
         return len(parts)
 
-    return time_calls(run, repeats)
+    return Measurement("floor", run)
 
 
-def measure_verify_cold(settings: ClerkSettings, tokens: Sequence[str], repeats: int) -> Timing:
+def verify_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:
     """``verify_token`` on tokens it has never seen: the cache is emptied before each repeat."""
 
     def run() -> int:
@@ -147,22 +171,22 @@ def measure_verify_cold(settings: ClerkSettings, tokens: Sequence[str], repeats:
             drive(verify_token(token, settings))
         return len(tokens)
 
-    return time_calls(run, repeats, before_each=lambda: clear_token_cache(settings))
+    return Measurement("cold", run, lambda: clear_token_cache(settings))
 
 
-def measure_verify_warm(
-    settings: ClerkSettings, token: str, iterations: int, repeats: int
-) -> Timing:
+def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement:
     """``verify_token`` on one token again and again (a browser session's next requests)."""
-    drive(verify_token(token, settings))
     batch = [token] * iterations
+
+    def prime() -> None:  # the cold rows empty the shared cache: put the token back, untimed
+        drive(verify_token(token, settings))
 
     def run() -> int:
         for same in batch:
             drive(verify_token(same, settings))
         return iterations
 
-    return time_calls(run, repeats)
+    return Measurement("warm", run, prime)
 
 
 def _dependency_call(request: Request, settings: ClerkSettings) -> None:
@@ -171,7 +195,7 @@ def _dependency_call(request: Request, settings: ClerkSettings) -> None:
     drive(require_clerk_user(request, settings, token))
 
 
-def measure_dependency_cold(settings: ClerkSettings, tokens: Sequence[str], repeats: int) -> Timing:
+def dependency_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:
     """The FastAPI dependency (read the Bearer header, verify) on tokens never seen."""
     requests = [bearer_request(token) for token in tokens]
 
@@ -180,19 +204,19 @@ def measure_dependency_cold(settings: ClerkSettings, tokens: Sequence[str], repe
             _dependency_call(request, settings)
         return len(requests)
 
-    return time_calls(run, repeats, before_each=lambda: clear_token_cache(settings))
+    return Measurement("dep_cold", run, lambda: clear_token_cache(settings))
 
 
-def measure_dependency_warm(
-    settings: ClerkSettings, token: str, iterations: int, repeats: int
-) -> Timing:
+def dependency_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement:
     """The FastAPI dependency on one repeated token."""
     requests = [bearer_request(token) for _ in range(iterations)]
-    _dependency_call(requests[0], settings)
+
+    def prime() -> None:
+        drive(verify_token(token, settings))
 
     def run() -> int:
         for request in requests:
             _dependency_call(request, settings)
         return iterations
 
-    return time_calls(run, repeats)
+    return Measurement("dep_warm", run, prime)

@@ -18,8 +18,10 @@ Method:
   token the server has never seen; a round that ran out of tokens invalidates the mode;
 * any non-2xx answer or socket error invalidates the figure (a fast 401 is not a result);
 * the server's own CPU time per request (utime + stime of the uvicorn process, from
-  ``/proc/<pid>/stat``) is reported too: it shows the cost of authentication even when the
-  load generator, not the server, is the bottleneck.
+  ``/proc/<pid>/stat``) is reported too. When the public route did not keep the server's core
+  80% busy, the load generator was the bottleneck (the httpx loop is, on small machines) and
+  req/s would compare the client with itself; the ratio is then public/protected server CPU
+  per request, and the table says so.
 """
 
 from __future__ import annotations
@@ -108,6 +110,26 @@ class ModeResult:
         """Median over round pairs of protected/public requests per second."""
         pairs = zip(self._of("public"), self._of("protected"), strict=True)
         return statistics.median(b.rps / a.rps for a, b in pairs)
+
+    def utilization(self, route: str) -> float | None:
+        """Cores the server kept busy during this route's rounds (None without /proc)."""
+        rounds = self._of(route)
+        if any(r.server_cpu is None for r in rounds):
+            return None
+        return sum(r.server_cpu or 0.0 for r in rounds) / sum(r.seconds for r in rounds)
+
+    def client_bound(self) -> bool:
+        """The load generator, not the server, limited the rate: the public route did not keep
+        the server's core 80% busy. Then req/s compares the client with itself, and the
+        server's CPU per request is the measure of what authentication costs."""
+        busy = self.utilization("public")
+        return busy is not None and busy < 0.8
+
+    def cpu_ratio(self) -> float | None:
+        """public/protected CPU per request: the protected route's share of the public
+        route's throughput when the server's core is the limit."""
+        public, protected = self.cpu_us_per_request("public"), self.cpu_us_per_request("protected")
+        return None if public is None or protected is None else public / protected
 
     def problems(self) -> str:
         """Why the figures of this mode are not valid, or ''."""

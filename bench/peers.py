@@ -10,31 +10,35 @@
 * ``clerk-backend-api``: ``clerk_backend_api.security.verify_token(token,
   VerifyTokenOptions(jwt_key=<PEM>))``, the networkless mode of Clerk's Python SDK (synchronous).
 
-Each peer must accept every token first; a peer that cannot verify our tokens gets no number,
-only the reason.
+A peer must accept our tokens: five are checked before timing, and while timed a rejection
+raises (fastapi-clerk-auth runs with ``debug_mode=True`` for that), so no figure can come from
+fast failures. A peer that cannot verify our tokens gets no number, only the reason.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from latency import Timing, bearer_request, drive, time_calls
+from latency import Measurement, bearer_request, drive
 
 from clerk_deps.testing import TestIssuer
 
 
 @dataclass(frozen=True)
-class PeerResult:
-    name: str
-    timing: Timing | None
-    reason: str = ""  # why there is no timing
-    note: str = ""
+class Peer:
+    """A peer ready to be timed (``measurement``), or the reason it cannot be."""
+
+    label: str
+    measurement: Measurement | None
+    reason: str = ""
+    # called after timing: '' when the timing is valid, else why not
+    validate: Callable[[], str] = lambda: ""
 
 
 class JwksServer:
@@ -74,12 +78,6 @@ class JwksServer:
         self._server.server_close()
 
 
-@contextmanager
-def _jwks_server(issuer: TestIssuer) -> Iterator[JwksServer]:
-    with JwksServer(issuer.jwks()) as server:
-        yield server
-
-
 def _check_all(verify_one: Callable[[str], Any], tokens: Sequence[str], name: str) -> str:
     """'' when ``verify_one`` accepts every token, else the reason it does not."""
     for token in tokens:
@@ -93,62 +91,63 @@ def _check_all(verify_one: Callable[[str], Any], tokens: Sequence[str], name: st
 
 
 def fastapi_clerk_auth(
-    issuer: TestIssuer, tokens: Sequence[str], repeats: int, *, cache_keys: bool
-) -> PeerResult:
+    issuer: TestIssuer, tokens: Sequence[str], stack: ExitStack, *, cache_keys: bool
+) -> Peer:
     label = "fastapi-clerk-auth" + (" (jwks_cache_keys=True)" if cache_keys else "")
     try:
         from fastapi_clerk_auth import ClerkConfig, ClerkHTTPBearer
     except ImportError:
-        return PeerResult(label, None, "not installed (pip install -e '.[bench]')")
-    with _jwks_server(issuer) as server:
-        bearer = ClerkHTTPBearer(
-            config=ClerkConfig(jwks_url=server.url, jwks_cache_keys=cache_keys), debug_mode=True
-        )
+        return Peer(label, None, "not installed (pip install -e '.[bench]')")
+    server = stack.enter_context(JwksServer(issuer.jwks()))
+    bearer = ClerkHTTPBearer(
+        config=ClerkConfig(jwks_url=server.url, jwks_cache_keys=cache_keys), debug_mode=True
+    )
 
-        def call(token: str) -> Any:
-            credentials = drive(bearer(bearer_request(token)))
-            return credentials is not None and credentials.decoded
+    def call(token: str) -> Any:
+        credentials = drive(bearer(bearer_request(token)))
+        return credentials is not None and credentials.decoded
 
-        reason = _check_all(call, tokens[:5], label)
-        if reason:
-            return PeerResult(label, None, reason)
-        requests = [bearer_request(token) for token in tokens]
-        before = server.requests
+    reason = _check_all(call, tokens[:5], label)
+    if reason:
+        return Peer(label, None, reason)
+    requests = [bearer_request(token) for token in tokens]
+    fetched_before = server.requests
 
-        def run() -> int:
-            for request in requests:
-                drive(bearer(request))
-            return len(requests)
+    def run() -> int:
+        for request in requests:
+            drive(bearer(request))
+        return len(requests)
 
-        timing = time_calls(run, repeats)
-        fetched = server.requests - before
-    if fetched:
-        return PeerResult(label, None, f"fetched its key set {fetched} times while timed")
-    return PeerResult(label, timing, note="its dependency; key set from 127.0.0.1, cached")
+    def validate() -> str:
+        fetched = server.requests - fetched_before
+        return f"fetched its key set {fetched} times while timed" if fetched else ""
+
+    return Peer(label, Measurement(label, run), validate=validate)
 
 
-def clerk_backend_api(issuer: TestIssuer, tokens: Sequence[str], repeats: int) -> PeerResult:
+def clerk_backend_api(issuer: TestIssuer, tokens: Sequence[str]) -> Peer:
     label = "clerk-backend-api verify_token"
     try:
         from clerk_backend_api.security import VerifyTokenOptions, verify_token
     except ImportError:
-        return PeerResult(label, None, "not installed (pip install -e '.[bench]')")
+        return Peer(label, None, "not installed (pip install -e '.[bench]')")
     options = VerifyTokenOptions(jwt_key=issuer.public_pem)
     reason = _check_all(lambda token: verify_token(token, options), tokens[:5], label)
     if reason:
-        return PeerResult(label, None, reason)
+        return Peer(label, None, reason)
 
     def run() -> int:
         for token in tokens:
             verify_token(token, options)
         return len(tokens)
 
-    return PeerResult(label, time_calls(run, repeats), note="networkless, jwt_key=PEM")
+    return Peer(label, Measurement(label, run))
 
 
-def measure_peers(issuer: TestIssuer, tokens: Sequence[str], repeats: int) -> list[PeerResult]:
+def prepare_peers(issuer: TestIssuer, tokens: Sequence[str], stack: ExitStack) -> list[Peer]:
+    """The three peer rows, in table order; servers they need live as long as ``stack``."""
     return [
-        fastapi_clerk_auth(issuer, tokens, repeats, cache_keys=False),
-        fastapi_clerk_auth(issuer, tokens, repeats, cache_keys=True),
-        clerk_backend_api(issuer, tokens, repeats),
+        fastapi_clerk_auth(issuer, tokens, stack, cache_keys=False),
+        fastapi_clerk_auth(issuer, tokens, stack, cache_keys=True),
+        clerk_backend_api(issuer, tokens),
     ]
