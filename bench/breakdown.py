@@ -13,16 +13,20 @@ per-step table is the fairer view, cProfile the more complete one.
 from __future__ import annotations
 
 import argparse
+import binascii
 import cProfile
+import json
 import pstats
+import re
 import time
 import timeit
 from collections.abc import Callable
 from typing import Any
 
+import latency
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from latency import clear_token_cache, drive, signature_parts
+from latency import Measurement, clear_token_cache, drive, measure_round_robin, signature_parts
 from minting import mint_tokens
 
 from clerk_deps import ClerkClaims, verify_token
@@ -109,6 +113,71 @@ def breakdown(number: int = 2000) -> tuple[list[tuple[str, float | None]], float
     return steps, cold, warm
 
 
+# -- reference points: how cheap can a Python verifier of these tokens be? ----------------
+
+_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)")
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64(segment: str) -> bytes:
+    return binascii.a2b_base64(
+        segment.encode("ascii").translate(_URLSAFE) + b"=" * (-len(segment) % 4)
+    )
+
+
+def minimal_verifier(public_key: Any) -> Callable[[str], dict[str, Any]]:
+    """The least a correct RS256 check of these tokens does in Python: one regex, three
+    base64 and two JSON decodes, the signature, ``alg`` and ``exp``. No claims model, none
+    of Clerk's rules: a yardstick, not a proposal."""
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+    def verify(token: str) -> dict[str, Any]:
+        match = _COMPACT.fullmatch(token)
+        if match is None:
+            raise ValueError("not a JWT")
+        header_b64, payload_b64, signature_b64 = match.groups()
+        header = json.loads(_b64(header_b64).decode())
+        payload: dict[str, Any] = json.loads(_b64(payload_b64).decode())
+        if header.get("alg") != "RS256":
+            raise ValueError("alg")
+        public_key.verify(_b64(signature_b64), token[: match.end(2)].encode("ascii"), pkcs1, sha256)
+        if payload["exp"] <= time.time():
+            raise ValueError("expired")
+        return payload
+
+    return verify
+
+
+def reference_points(count: int = 1000, repeats: int = 9) -> dict[str, float]:
+    issuer = TestIssuer()
+    settings = issuer.settings()
+    tokens = mint_tokens(issuer, count)
+    public_key = issuer.private_key.public_key()
+    minimal = minimal_verifier(public_key)
+
+    def loop(name: str, verify: Callable[[str], Any]) -> Measurement:
+        def run() -> int:
+            for token in tokens:
+                verify(token)
+            return len(tokens)
+
+        return Measurement(name, run)
+
+    timings = measure_round_robin(
+        [
+            latency.floor(public_key, tokens),
+            loop("minimal Python verifier, dict claims", minimal),
+            loop(
+                "minimal + ClerkClaims.from_payload",
+                lambda token: ClerkClaims.from_payload(minimal(token)),
+            ),
+            latency.verify_cold(settings, tokens),
+        ],
+        repeats,
+    )
+    return {name: timing.median_us for name, timing in timings.items()}
+
+
 def profile(label: str, function: Callable[[], None], top: int = 18) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -131,6 +200,13 @@ def main() -> None:
             print(f"| {name} | n/a | |")
         else:
             print(f"| {name} | {us:.2f} | {us / cold:.0%} |")
+    print("\nReference points (thread CPU time, median of 9 round-robin repeats, 1,000 tokens):\n")
+    points = reference_points()
+    floor_us = points["floor"]
+    print("| verifier | us | x floor |")
+    print("|---|---|---|")
+    for name, us in points.items():
+        print(f"| {name} | {us:.1f} | {us / floor_us:.2f}x |")
     if args.cprofile:
         issuer = TestIssuer()
         settings = issuer.settings()

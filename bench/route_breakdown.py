@@ -17,7 +17,10 @@ tokens:
   function (no thread-pool hop);
 * ``one async dependency``: settings, token extraction and ``verify_token`` in one ``async``
   dependency;
-* ``verify_token in the handler``: no dependency at all (the least a route can pay).
+* ``verify_token in the handler``: no dependency at all (the least a route can pay);
+* ``CurrentUserDep, get_settings overridden``: the shipped route in a second app that sets
+  ``app.dependency_overrides[get_settings]`` (to a function returning the same settings):
+  while any override is set, FastAPI rebuilds every dependency of the route on each request.
 
 Not part of ``make bench`` (the table there measures the shipped dependency end to end over
 HTTP). The variants are built from public names only: ``get_settings``, ``extract_token``,
@@ -70,6 +73,18 @@ async def user_one(conn: HTTPConnection) -> ClerkClaims:
 
 def sync_noop() -> int:
     return 1
+
+
+def build_overridden_app() -> FastAPI:
+    app = FastAPI(openapi_url=None)
+    settings = get_settings()
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    @app.get("/shipped")
+    async def shipped(user: CurrentUserDep) -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
 
 
 def build_app() -> FastAPI:
@@ -157,15 +172,19 @@ async def breakdown(requests: int = 2000, repeats: int = 5) -> dict[str, float]:
     issuer = TestIssuer()
     os.environ.update(CLERK_JWT_KEY=issuer.public_pem, CLERK_ISSUER=issuer.issuer)
     get_settings.cache_clear()
-    app = build_app()
+    app, overridden = build_app(), build_overridden_app()
     tokens = mint_tokens(issuer, requests * repeats + 1)
     repeated = [tokens[-1]] * requests
     for _, path in VARIANTS:
         await _cpu_per_request(app, path, repeated[:200])
+    await _cpu_per_request(overridden, "/shipped", repeated[:200])
     runs: dict[str, list[float]] = {}
     for index in range(repeats):
         for name, path in VARIANTS:
             runs.setdefault(name, []).append(await _cpu_per_request(app, path, repeated))
+        runs.setdefault("CurrentUserDep, get_settings overridden", []).append(
+            await _cpu_per_request(overridden, "/shipped", repeated[: requests // 4])
+        )
         distinct = tokens[index * requests : (index + 1) * requests]
         runs.setdefault("CurrentUserDep, distinct tokens", []).append(
             await _cpu_per_request(app, "/shipped", distinct)
