@@ -31,8 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from starlette.requests import Request
 
-from clerk_deps import ClerkSettings, require_clerk_user, verify_token
-from clerk_deps.dependencies import clerk_bearer
+from clerk_deps import ClerkSettings, get_settings, require_clerk_user, verify_token
 from clerk_deps.keys import key_source_for
 from clerk_deps.token_cache import token_cache_for
 
@@ -189,10 +188,18 @@ def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measure
     return Measurement("warm", run, prime)
 
 
+class _App:
+    """Stands in for the FastAPI app in the request scope: where the dependency looks for a
+    ``get_settings`` override, as it does in a real app configured by overrides."""
+
+    def __init__(self, settings: ClerkSettings) -> None:
+        self.dependency_overrides = {get_settings: lambda: settings}
+
+
 def _dependency_call(request: Request, settings: ClerkSettings) -> None:
-    """What FastAPI runs for ``CurrentUserDep`` once ``get_settings`` is resolved."""
-    token = drive(clerk_bearer(request, settings))
-    drive(require_clerk_user(request, settings, token))
+    """What FastAPI runs for ``CurrentUserDep``: one async security dependency."""
+    request.scope.setdefault("app", _App(settings))
+    drive(require_clerk_user(request))
 
 
 def dependency_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:

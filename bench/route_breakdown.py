@@ -8,9 +8,9 @@ hit and what remains is the framework's share) and the protected one also with d
 tokens:
 
 * ``public``: no dependency;
-* ``CurrentUserDep``: clerk_deps as shipped (``get_settings`` -> ``clerk_bearer`` ->
-  ``require_clerk_user``; ``get_settings`` is a plain function, so FastAPI runs it in its
-  thread pool on every request);
+* ``CurrentUserDep``: clerk_deps as shipped (one async security dependency that resolves the
+  settings itself; before this script's findings it was ``get_settings`` -> a bearer scheme ->
+  ``require_clerk_user``, with ``get_settings`` run in FastAPI's thread pool per request);
 * ``one sync no-op dependency``: ``def dep(): return 1``, to show what one thread-pool hop
   costs on its own;
 * ``same 3 dependencies, async settings``: the shipped shape, but settings from an ``async``

@@ -255,3 +255,32 @@ def test_forged_token_reveals_nothing_about_its_claims(client: TestClient) -> No
     assert detail["reason"] == "token-invalid-signature"
     assert "attacker" not in detail["message"]
     assert "expired" not in detail["message"]
+
+
+def test_async_get_settings_override_works_in_routes_and_lifespan() -> None:
+    from clerk_deps import clerk_lifespan
+
+    app = FastAPI(lifespan=clerk_lifespan)
+
+    @app.get("/me")
+    async def me(user: CurrentUserDep) -> dict[str, str]:
+        return {"sub": user.sub}
+
+    async def settings() -> ClerkSettings:
+        return ISSUER.settings()
+
+    app.dependency_overrides[get_settings] = settings
+    with TestClient(app) as client:  # the lifespan awaits the override too
+        assert client.get("/me", headers=auth(ISSUER.token("user_async"))).json() == {
+            "sub": "user_async"
+        }
+
+
+def test_router_dependency_sees_the_override_of_the_app_it_is_mounted_in() -> None:
+    inner = build_app()
+    inner.dependency_overrides[get_settings] = OTHER.settings
+    outer = FastAPI()
+    outer.mount("/v2", inner)
+    client = TestClient(outer)
+    response = client.get("/v2/me", headers=auth(OTHER.token("user_mounted")))
+    assert response.json()["sub"] == "user_mounted"
