@@ -121,9 +121,10 @@ class _ClerkSession(SecurityBase):
             token = extract_token(conn, settings.session_cookie)
             if token is None and optional:
                 return None
-            # Misconfiguration is reported first, so it is never mistaken for a client's 401.
-            key_source_for(settings)
             if token is None:
+                # Misconfiguration first, so it is never mistaken for a client's 401
+                # (verify_token makes the same check first when there is a token).
+                key_source_for(settings)
                 raise ClerkAuthError(
                     ErrorReason.SESSION_TOKEN_MISSING,
                     "no session token: send 'Authorization: Bearer <token>' (from Clerk's "
