@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, cast
+from typing import Annotated, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "REVERIFICATION_LEVELS",
@@ -179,17 +179,20 @@ def decode_org_permissions(fea: object, per: object, fpm: object) -> list[str]:
     The i-th integer of ``fpm`` belongs to the i-th feature of ``fea``; its bit j (least
     significant bit = 0) grants the j-th name of ``per``. Only organization-scoped features
     carry permissions. Integers may be of any size; a malformed integer grants nothing for its
-    feature. When ``fea`` mixes in features without organization scope and the counts differ,
-    the pairing is ambiguous (Clerk's JS SDK pairs ``fpm`` with the organization features
-    only), so nothing is granted.
+    feature. When ``fea`` mixes in features without organization scope, ``fpm`` may hold one
+    integer per feature (Clerk's docs) or one per organization feature (Clerk's JS SDK); both
+    layouts are read, and when the count fits neither, nothing is granted.
     """
     features = parse_scoped_claim(fea)
     names = _split_list(per)
     masks = [_parse_mask(part) for part in _split_list(fpm)]
     if not features or not names or not masks:
         return []
-    if len(masks) != len(features) and not all(feature.org for feature in features):
-        return []
+    if len(masks) != len(features):
+        org_features = [feature for feature in features if feature.org]
+        if len(masks) != len(org_features) and len(org_features) != len(features):
+            return []  # neither layout fits: the pairing is ambiguous, so grant nothing
+        features = org_features  # Clerk's JS SDK layout: one integer per organization feature
     granted: dict[str, None] = {}
     for feature, mask in zip(features, masks, strict=False):  # extra integers grant nothing
         if not feature.org or mask is None:
@@ -356,6 +359,42 @@ def normalize_organization(claims: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class ReadOnlyList(list[Any]):
+    """A list that refuses changes. Verified claims are shared by every request that presents
+    the same token (the verified-token cache), so nothing may change them in place."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("verified claims are read-only; copy the value to change it")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (list(self),))
+
+
+class ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes; see :class:`ReadOnlyList`."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("verified claims are read-only; copy the value to change it")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+
+def read_only(value: Any) -> Any:
+    """``value`` with every list and dict in it replaced by a read-only copy."""
+    if isinstance(value, list):
+        return ReadOnlyList(read_only(item) for item in value)
+    if isinstance(value, dict):
+        return ReadOnlyDict({key: read_only(item) for key, item in value.items()})
+    return value
+
+
 class ClerkClaims(BaseModel):
     """Claims of a verified Clerk session token.
 
@@ -387,7 +426,9 @@ class ClerkClaims(BaseModel):
     org_id: str | None = None
     org_slug: str | None = None
     org_role: str | None = None
-    org_permissions: list[str] = Field(default_factory=list)
+    org_permissions: Annotated[list[str], AfterValidator(ReadOnlyList)] = Field(
+        default_factory=ReadOnlyList
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -400,6 +441,10 @@ class ClerkClaims(BaseModel):
         for name in ("pla", "fea"):
             if not isinstance(values.get(name), str):
                 values[name] = None
+        # Custom claims are stored as given: make their lists and dicts read-only.
+        for name, value in values.items():
+            if isinstance(value, (list, dict)) and name not in cls.model_fields:
+                values[name] = read_only(value)
         return values
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, WebSocketException
@@ -52,6 +53,11 @@ async def resolve_settings(conn: HTTPConnection) -> ClerkSettings:
 
 
 async def _call_settings_factory(factory: Callable[[], Any] | None) -> ClerkSettings:
+    if factory is not None and not _takes_no_arguments(factory):
+        raise TypeError(
+            "app.dependency_overrides[get_settings] must be a function without parameters "
+            "(plain or async) returning ClerkSettings, e.g. lambda: ClerkSettings(...)"
+        )
     settings = (factory or get_settings)()
     if inspect.isawaitable(settings):
         settings = await settings
@@ -60,6 +66,24 @@ async def _call_settings_factory(factory: Callable[[], Any] | None) -> ClerkSett
             f"the get_settings override returned {type(settings).__name__}, not ClerkSettings"
         )
     return settings
+
+
+@lru_cache(maxsize=64)
+def _takes_no_arguments(factory: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return True
+    required = [
+        p
+        for p in signature.parameters.values()
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    return (
+        not required
+        and not inspect.isgeneratorfunction(factory)
+        and not (inspect.isasyncgenfunction(factory))
+    )
 
 
 SettingsDep = Annotated[ClerkSettings, Depends(resolve_settings)]

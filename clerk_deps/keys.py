@@ -173,9 +173,10 @@ class JwksKeySource:
                 self._refresh_in_background(now)
             return key
         # Cold cache, stale cache or unknown kid: wait for one fetch shared by all waiters. After
-        # a failure, and for an unknown kid while the cache is fresh, fetches are spaced by the
-        # cooldown, so a flood of random kids costs at most one fetch per cooldown.
-        throttled = self._last_failed or (fresh and key is None)
+        # a failure, and for an unknown kid while any keys are cached (even stale ones, e.g.
+        # with CLERK_JWKS_CACHE_TTL=0), fetches are spaced by the cooldown, so a flood of random
+        # kids costs at most one fetch per cooldown.
+        throttled = self._last_failed or (key is None and bool(self._keys))
         if self._in_flight() or not throttled or self._cooled_down(now):
             await self._refresh()
         if not self._keys:

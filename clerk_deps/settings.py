@@ -320,8 +320,9 @@ def describe_validation_error(error: ValidationError) -> str:
     for item in error.errors(include_input=False, include_url=False):
         message = item["msg"]
         if item["type"] != "clerk_setting":
-            loc = ".".join(str(p) for p in item["loc"])
-            variable = f"CLERK_{loc.upper()}" if loc else "settings"
+            loc = ".".join(str(p) for p in item["loc"]).upper()
+            # From the environment the location is the variable itself; from keywords, the field.
+            variable = (loc if loc.startswith("CLERK_") else f"CLERK_{loc}") if loc else "settings"
             message = f"{variable}: {message}"
         parts.append(message)
     return "; ".join(parts)

@@ -71,6 +71,7 @@ async def _verify(
     token: str, settings: ClerkSettings, source: KeySource, now: float
 ) -> ClerkClaims:
     header, payload, signing_input, signature = _split(token)
+    _check_critical(header)
     _check_algorithm(header)
     kid = header.get("kid")
     key = await source.get_key(kid if isinstance(kid, str) else None)
@@ -161,6 +162,16 @@ def _depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
         children = item.values() if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return False
+
+
+def _check_critical(header: dict[str, Any]) -> None:
+    # RFC 7515 4.1.11: a token whose "crit" names extensions the recipient does not implement
+    # is invalid. Clerk sends none, and this verifier implements none.
+    if "crit" in header:
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID,
+            "header 'crit' names extensions this verifier does not support",
+        )
 
 
 def _check_algorithm(header: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from starlette.requests import HTTPConnection
 
 from .backend_api import ClerkAPIError, ClerkBackendAPI, primary_email_address
 from .claims import ClerkClaims
-from .dependencies import CurrentUserDep, SettingsDep
+from .dependencies import CurrentUserDep, resolve_settings
 from .settings import ClerkSettings
 
 __all__ = [
@@ -129,9 +129,7 @@ def _warn_no_secret_once() -> None:
         logger.warning("clerk_deps: CLERK_SECRET_KEY is not set, so email cannot be looked up")
 
 
-async def require_clerk_user_with_email(
-    conn: HTTPConnection, user: CurrentUserDep, settings: SettingsDep
-) -> ClerkClaims:
+async def require_clerk_user_with_email(conn: HTTPConnection, user: CurrentUserDep) -> ClerkClaims:
     """Like ``require_clerk_user``, with ``email`` filled from the Backend API when missing.
 
     Needs ``CLERK_SECRET_KEY``; without it, or when the lookup fails, ``email`` stays ``None``
@@ -139,7 +137,7 @@ async def require_clerk_user_with_email(
     """
     if user.email:
         return user
-    lookup = email_lookup_for(settings)
+    lookup = email_lookup_for(await resolve_settings(conn))
     if lookup is None:
         _warn_no_secret_once()
         return user

@@ -75,8 +75,15 @@ async def test_clerks_documented_example() -> None:
             "u:export,o:dashboard,o:teams",
             "manage,read",
             "3,2",
+            ["org:dashboard:manage", "org:dashboard:read", "org:teams:read"],
+            id="one integer per organization feature (Clerk's JS SDK layout)",
+        ),
+        pytest.param(
+            "u:export,o:dashboard,o:teams",
+            "manage,read",
+            "3",
             [],
-            id="user feature mixed in and counts differ: ambiguous, nothing granted",
+            id="count fits neither layout: ambiguous, nothing granted",
         ),
         pytest.param(
             "o:dashboard,o:teams",

@@ -15,6 +15,7 @@ from clerk_deps import (
     ClerkClaims,
     ClerkSettings,
     CurrentUserDep,
+    CurrentUserWithEmailDep,
     ErrorReason,
     OptionalUserDep,
     clerk_error_handler,
@@ -284,3 +285,27 @@ def test_router_dependency_sees_the_override_of_the_app_it_is_mounted_in() -> No
     client = TestClient(outer)
     response = client.get("/v2/me", headers=auth(OTHER.token("user_mounted")))
     assert response.json()["sub"] == "user_mounted"
+
+
+def test_get_settings_override_with_parameters_is_refused_clearly(app: FastAPI) -> None:
+    def needs_request(request: Request) -> ClerkSettings:
+        return ISSUER.settings()  # pragma: no cover - never called
+
+    app.dependency_overrides[get_settings] = needs_request
+    with pytest.raises(TypeError, match="without parameters"):
+        TestClient(app).get("/me", headers=auth(ISSUER.token()))
+
+
+def test_email_dependency_reads_no_settings_when_the_user_has_an_email(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLERK_ISSUER", "http://not-local.example")  # invalid if ever read
+    app = FastAPI()
+
+    @app.get("/email")
+    async def email(user: CurrentUserWithEmailDep) -> dict[str, Any]:
+        return {"email": user.email}
+
+    claims = ClerkClaims(sub="user_o", iat=1, exp=2, email="o@example.com")
+    app.dependency_overrides[require_clerk_user] = lambda: claims
+    assert TestClient(app).get("/email").json() == {"email": "o@example.com"}

@@ -295,3 +295,13 @@ def test_app_imported_before_dotenv_exists(workdir: Path, monkeypatch: pytest.Mo
         assert response.json() == {"user_id": "user_late"}
     finally:
         sys.modules.pop("late_app", None)
+
+
+def test_environment_errors_name_the_variable_once(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_LEEWAY", "100")
+    with pytest.raises(ClerkAuthError) as error:
+        get_settings()
+    assert "CLERK_LEEWAY:" in error.value.message
+    assert "CLERK_CLERK_" not in error.value.message

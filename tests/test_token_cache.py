@@ -164,3 +164,24 @@ async def test_concurrent_tasks_verify_the_same_token(monkeypatch: pytest.Monkey
     token = ISSUER.token("user_many")
     results = await asyncio.gather(*(verify_token(token, settings) for _ in range(100)))
     assert {claims.sub for claims in results} == {"user_many"}
+
+
+async def test_cached_claims_cannot_be_changed_by_a_route() -> None:
+    """A hit hands every request the same object: it must be read-only all the way down."""
+    settings = ISSUER.settings()
+    token = ISSUER.token(
+        org_id="org_1", org_role="member", org_permissions=["org:a:read"], meta={"tags": ["x"]}
+    )
+    first = await verify_token(token, settings)
+    with pytest.raises(TypeError, match="read-only"):
+        first.org_permissions.append("org:admin:everything")
+    extra = first.model_extra or {}
+    with pytest.raises(TypeError, match="read-only"):
+        extra["meta"]["tags"].append("admin")
+    with pytest.raises(TypeError, match="read-only"):
+        extra["meta"]["tags2"] = []
+    second = await verify_token(token, settings)
+    assert second is first
+    assert second.org_permissions == ["org:a:read"]
+    assert not second.has(permission="org:admin:everything")
+    assert second.model_dump()["meta"] == {"tags": ["x"]}

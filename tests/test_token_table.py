@@ -382,6 +382,12 @@ ROWS = [
         settings={"accept_jwt_templates": True},
     ),
     Row(
+        "crit header",
+        lambda: bearer(ISSUER.token(headers={"crit": ["exp"]})),
+        401,
+        "token-invalid",
+    ),
+    Row(
         "unknown header parameters are ignored",
         lambda: bearer(ISSUER.token(headers={"x5u": "https://x"})),
         200,

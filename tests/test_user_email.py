@@ -150,3 +150,22 @@ def test_claims_model_copy_keeps_the_original() -> None:
     original = ClerkClaims(sub="user_x", iat=1, exp=2)
     enriched = original.model_copy(update={"email": "x@example.com"})
     assert original.email is None and enriched.email == "x@example.com"
+
+
+async def test_random_kids_are_throttled_even_with_a_zero_ttl(fake: FakeClerk) -> None:
+    """CLERK_JWKS_CACHE_TTL=0 refetches for known kids, but unknown kids still wait the
+    cooldown: a flood of random kids cannot turn into a flood of key-set fetches."""
+    from clerk_deps import ClerkAuthError, verify_token
+    from clerk_deps.testing import TestIssuer
+
+    settings = fake.settings(jwks_cache_ttl=0, jwks_refresh_cooldown=60, token_cache_size=0)
+    _, token = token_for(fake)
+    await verify_token(token, settings)
+    fetches = fake.count("/.well-known/jwks.json")
+    assert fetches == 1
+    for n in range(20):
+        forger = TestIssuer(issuer=fake.base_url, kid=f"ins_random_{n}")
+        with pytest.raises(ClerkAuthError) as error:
+            await verify_token(forger.token(), settings)
+        assert error.value.reason.value == "jwk-kid-mismatch"
+    assert fake.count("/.well-known/jwks.json") == fetches
