@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, WebSocketException
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.status import WS_1008_POLICY_VIOLATION
 
@@ -58,7 +59,12 @@ async def _call_settings_factory(factory: Callable[[], Any] | None) -> ClerkSett
             "app.dependency_overrides[get_settings] must be a function without parameters "
             "(plain or async) returning ClerkSettings, e.g. lambda: ClerkSettings(...)"
         )
-    settings = (factory or get_settings)()
+    if factory is not None:
+        settings = factory()
+    elif get_settings.cache_info().currsize:
+        settings = get_settings()
+    else:  # the first call reads .env files: keep that disk I/O off the event loop
+        settings = await run_in_threadpool(get_settings)
     if inspect.isawaitable(settings):
         settings = await settings
     if not isinstance(settings, ClerkSettings):
