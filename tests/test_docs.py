@@ -18,8 +18,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from clerk_deps import ClerkSettings, ErrorReason
@@ -28,7 +30,15 @@ from clerk_deps.testing import TestIssuer
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # The pages this test module vouches for; other pages have their own tests.
-PAGES = ["index", "configuration", "troubleshooting", "security", "deployment", "migrating"]
+PAGES = [
+    "index",
+    "configuration",
+    "troubleshooting",
+    "security",
+    "deployment",
+    "migrating",
+    "authorization",
+]
 SNIPPET = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"([^":]+)(?::[^"]*)?"', re.M)
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[([^\]]+)\])?`")
 FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```", re.M | re.S)
@@ -374,8 +384,82 @@ def run_audit(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture)
     assert token not in line
 
 
+def _as_user(app: FastAPI, **fields: Any) -> TestClient:
+    from clerk_deps import ClerkClaims, require_clerk_user
+
+    claims = ClerkClaims(sub="user_doc", iat=1, exp=2, **fields)
+    app.dependency_overrides[require_clerk_user] = lambda: claims
+    return TestClient(app)
+
+
+def _reason(response: Any) -> str:
+    body = response.json()
+    return str(body["detail"]["reason"] if "detail" in body else body["clerk_error"]["reason"])
+
+
+def run_authorization_routes(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    app = FastAPI()
+    app.include_router(load("docs/snippets/authorization_routes.py").router)
+    admin = _as_user(app, org_id="org_1", org_role="admin")
+    assert admin.get("/org/settings").json() == {"org_id": "org_1", "role": "org:admin"}
+    member = _as_user(app, org_id="org_1", org_role="member")
+    assert _reason(member.get("/org/settings")) == "org-role-required"
+    assert _reason(member.delete("/projects/p1")) == "org-permission-required"
+    deleter = _as_user(app, org_id="org_1", org_permissions=["org:projects:delete"])
+    assert deleter.delete("/projects/p1").json() == {"deleted": "p1"}
+    responses = app.openapi()["paths"]["/org/settings"]["get"]["responses"]
+    assert {"401", "403"} <= set(responses)
+
+
+def run_authorization_billing(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    app = load("docs/snippets/authorization_billing.py").app
+    paying = _as_user(app, org_id="org_1", fea="o:reports", pla="u:pro")
+    assert paying.get("/reports").json() == {"reports": []}
+    assert paying.get("/priority-support").json() == {"queue": "priority"}
+    free = _as_user(app, org_id="org_1", fea="u:export", pla="u:free")
+    assert _reason(free.get("/reports")) == "feature-required"
+    assert _reason(free.get("/priority-support")) == "plan-required"
+
+
+def run_authorization_stepup(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    app = load("docs/snippets/authorization_stepup.py").app
+    fresh = _as_user(app, fva=(0, 0))
+    assert fresh.post("/payouts").json() == {"paid_by": "user_doc"}
+    assert fresh.post("/api-keys").json() == {"created": True}
+    stale = _as_user(app, fva=(120, 120))
+    refused = stale.post("/payouts")
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "clerk_error": {
+            "type": "forbidden",
+            "reason": "reverification-error",
+            "metadata": {"reverification": {"level": "second_factor", "afterMinutes": 10}},
+        }
+    }
+    assert stale.post("/email").status_code == 403
+
+
+def run_self_checking(path: str) -> Runner:
+    """Snippets that assert their own results: executing them is the test."""
+
+    def run(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+        load(path)
+
+    return run
+
+
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
+    "docs/snippets/authorization_routes.py": run_authorization_routes,
+    "docs/snippets/authorization_decoding.py": run_self_checking(
+        "docs/snippets/authorization_decoding.py"
+    ),
+    "docs/snippets/authorization_billing.py": run_authorization_billing,
+    "docs/snippets/authorization_stepup.py": run_authorization_stepup,
+    "docs/snippets/authorization_has.py": run_self_checking("docs/snippets/authorization_has.py"),
+    "docs/snippets/authorization_testing.py": run_self_checking(
+        "docs/snippets/authorization_testing.py"
+    ),
     "examples/docs_audit.py": run_audit,
     "examples/quickstart_app.py": run_quickstart,
     "examples/docs_settings_in_code.py": run_settings_in_code,
