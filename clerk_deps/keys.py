@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import httpx
@@ -384,7 +385,9 @@ _sources: dict[tuple[Any, ...], KeySource] = {}
 _sources_lock = threading.Lock()
 
 
+@lru_cache(maxsize=16)
 def _secret_fingerprint(secret: str) -> str:
+    # Cached: hashing the secret on every request would put avoidable work on the hot path.
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -395,53 +398,42 @@ def key_source_for(settings: ClerkSettings) -> KeySource:
     the PEM, or the URL plus a hash of the secret key), so overriding ``get_settings`` per
     request does not refetch keys, and two Clerk instances in one process never share keys.
     """
+    tuning = (settings.jwks_cache_ttl, settings.jwks_refresh_cooldown, settings.http_timeout)
     name = settings.key_source_name
     if name == "jwt_key":
-        assert settings.jwt_key is not None
-        cache_key: tuple[Any, ...] = ("pem", settings.jwt_key)
-    elif name == "jwks_url":
-        assert settings.jwks_url is not None
-        cache_key = ("jwks", _Location(settings.jwks_url))
-    elif name == "secret_key":
-        assert settings.secret_key is not None
-        secret = settings.secret_key.get_secret_value()
-        cache_key = ("jwks", _Location(f"{settings.api_url}/v1/jwks", secret))
+        pem = settings.jwt_key or ""
+        return _shared_source(("pem", pem), lambda: StaticKeySource(pem))
+    if name == "jwks_url":
+        location = _Location(settings.jwks_url or "")
+    elif name == "secret_key" and settings.secret_key is not None:
+        location = _Location(f"{settings.api_url}/v1/jwks", settings.secret_key.get_secret_value())
     else:
         raise ClerkAuthError(
             ErrorReason.AUTH_NOT_CONFIGURED,
             "no signing key source is configured: set CLERK_ISSUER (or CLERK_PUBLISHABLE_KEY), "
             "CLERK_JWT_KEY, CLERK_JWKS_URL or CLERK_SECRET_KEY",
         )
-    tuning = (settings.jwks_cache_ttl, settings.jwks_refresh_cooldown, settings.http_timeout)
-    lookup = (*cache_key[:1], _fingerprint_key(cache_key), *tuning)
+    secret = _secret_fingerprint(location.secret) if location.secret else None
+    return _shared_source(
+        ("jwks", location.url, secret, *tuning),
+        lambda: JwksKeySource(
+            location,
+            ttl=settings.jwks_cache_ttl,
+            cooldown=settings.jwks_refresh_cooldown,
+            timeout=settings.http_timeout,
+        ),
+    )
+
+
+def _shared_source(lookup: tuple[Any, ...], build: Callable[[], KeySource]) -> KeySource:
+    """The registered source for ``lookup``, built once (double-checked under the lock)."""
     source = _sources.get(lookup)
     if source is None:
         with _sources_lock:
             source = _sources.get(lookup)
             if source is None:
-                source = _new_source(cache_key, settings)
-                _sources[lookup] = source
+                source = _sources[lookup] = build()
     return source
-
-
-def _fingerprint_key(cache_key: tuple[Any, ...]) -> Any:
-    kind, value = cache_key
-    if kind == "pem":
-        return value
-    location: _Location = value
-    return (location.url, _secret_fingerprint(location.secret) if location.secret else None)
-
-
-def _new_source(cache_key: tuple[Any, ...], settings: ClerkSettings) -> KeySource:
-    kind, value = cache_key
-    if kind == "pem":
-        return StaticKeySource(value)
-    return JwksKeySource(
-        value,
-        ttl=settings.jwks_cache_ttl,
-        cooldown=settings.jwks_refresh_cooldown,
-        timeout=settings.http_timeout,
-    )
 
 
 def clear_key_sources() -> None:

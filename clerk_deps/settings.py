@@ -214,23 +214,14 @@ class ClerkSettings(BaseSettings):
         return (self.audience,) if isinstance(self.audience, str) else tuple(self.audience)
 
 
-_ACCEPTED = frozenset(
-    {name for name in ClerkSettings.model_fields}
-    | {
-        alias.lower()
-        for field in ClerkSettings.model_fields.values()
-        if isinstance(field.validation_alias, AliasChoices)
-        for alias in field.validation_alias.choices
-        if isinstance(alias, str)
-    }
-    | {
-        alias
-        for field in ClerkSettings.model_fields.values()
-        if isinstance(field.validation_alias, AliasChoices)
-        for alias in field.validation_alias.choices
-        if isinstance(alias, str)
-    }
-)
+_ALIASES = {
+    alias
+    for field in ClerkSettings.model_fields.values()
+    if isinstance(field.validation_alias, AliasChoices)
+    for alias in field.validation_alias.choices
+    if isinstance(alias, str)
+}
+_ACCEPTED = frozenset({*ClerkSettings.model_fields, *_ALIASES, *(a.lower() for a in _ALIASES)})
 
 
 def _setting_error(variable: str, message: str) -> PydanticCustomError:
