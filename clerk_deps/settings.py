@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, SupportsIndex
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -30,9 +30,38 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ClerkAuthError, ErrorReason
 
-__all__ = ["ClerkSettings", "get_settings", "issuer_from_publishable_key"]
+__all__ = ["ClerkSettings", "FrozenList", "get_settings", "issuer_from_publishable_key"]
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class FrozenList(list[str]):
+    """A list that cannot change: list fields of the frozen :class:`ClerkSettings`.
+
+    It compares equal to a plain list with the same items, and it is hashable, so
+    settings objects are hashable too.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("ClerkSettings are immutable: build a new ClerkSettings(...) instead")
+
+    append = extend = insert = remove = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def pop(self, index: SupportsIndex = -1) -> NoReturn:
+        self._refuse()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenList, (list(self),))
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
+        return self
 
 
 def _env(*names: str) -> Any:
@@ -46,6 +75,10 @@ class ClerkSettings(BaseSettings):
     One of ``jwt_key``, ``issuer`` / ``publishable_key`` / ``jwks_url`` or ``secret_key`` is
     enough; ``issuer`` (or ``publishable_key``) is recommended in any case, so that ``iss`` is
     checked.
+
+    Immutable once built (assigning a field raises, list fields cannot be changed), because
+    key sources, token caches and policies are kept per settings object: a change would
+    otherwise be served stale. To change a value, build a new ``ClerkSettings(...)``.
     """
 
     model_config = SettingsConfigDict(
@@ -57,6 +90,7 @@ class ClerkSettings(BaseSettings):
         populate_by_name=True,
         hide_input_in_errors=True,
         validate_default=False,
+        frozen=True,
     )
 
     issuer: str | None = Field(default=None, validation_alias=_env("CLERK_ISSUER"))
@@ -75,7 +109,7 @@ class ClerkSettings(BaseSettings):
         default=None, validation_alias=_env("CLERK_JWT_AUDIENCE", "CLERK_AUDIENCE")
     )
     authorized_parties: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("CLERK_AUTHORIZED_PARTIES")
+        default_factory=FrozenList, validation_alias=_env("CLERK_AUTHORIZED_PARTIES")
     )
     leeway: float = Field(default=5.0, ge=0, le=60, validation_alias=_env("CLERK_LEEWAY"))
     verify_iat: bool = Field(default=True, validation_alias=_env("CLERK_VERIFY_IAT"))
@@ -169,12 +203,18 @@ class ClerkSettings(BaseSettings):
             return [p.strip().rstrip("/") if isinstance(p, str) else p for p in items]
         return items
 
+    @field_validator("audience", "authorized_parties")
+    @classmethod
+    def _freeze_lists(cls, value: Any) -> Any:
+        return FrozenList(value) if isinstance(value, list) else value
+
     @model_validator(mode="after")
     def _derive(self) -> ClerkSettings:
+        # The model is frozen: derived values are written while it is still being built.
         if self.issuer is None and self.publishable_key is not None:
-            self.issuer = issuer_from_publishable_key(self.publishable_key)
+            self.__dict__["issuer"] = issuer_from_publishable_key(self.publishable_key)
         if self.jwks_url is None and self.issuer is not None:
-            self.jwks_url = f"{self.issuer}/.well-known/jwks.json"
+            self.__dict__["jwks_url"] = f"{self.issuer}/.well-known/jwks.json"
         return self
 
     # -- derived views ---------------------------------------------------------------

@@ -305,3 +305,49 @@ def test_environment_errors_name_the_variable_once(
         get_settings()
     assert "CLERK_LEEWAY:" in error.value.message
     assert "CLERK_CLERK_" not in error.value.message
+
+
+# -- immutability ----------------------------------------------------------------------
+
+
+def test_settings_are_immutable_after_construction(workdir: Path) -> None:
+    settings = ClerkSettings(
+        publishable_key=PK,
+        authorized_parties="https://a.example/,https://b.example",
+        audience=["x", "y"],
+    )
+    # the derived values are still written while the object is built
+    assert settings.issuer == "https://clean-fox-12.clerk.accounts.dev"
+    assert settings.jwks_url == "https://clean-fox-12.clerk.accounts.dev/.well-known/jwks.json"
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.issuer = "https://other.example"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.leeway = 0  # type: ignore[misc]
+    for mutate in (
+        lambda: settings.authorized_parties.append("https://evil.example"),
+        lambda: settings.authorized_parties.__setitem__(0, "https://evil.example"),
+        lambda: settings.authorized_parties.clear(),
+        lambda: settings.authorized_parties.pop(),
+        lambda: ClerkSettings().authorized_parties.append("https://evil.example"),
+    ):
+        with pytest.raises(TypeError, match="immutable"):
+            mutate()
+    assert isinstance(settings.audience, list)
+    with pytest.raises(TypeError, match="immutable"):
+        settings.audience.append("z")
+    assert settings.authorized_parties == ["https://a.example", "https://b.example"]
+    assert settings.audience == ["x", "y"]
+
+
+def test_immutable_settings_copy_pickle_and_hash(workdir: Path) -> None:
+    import copy
+    import pickle
+
+    settings = ClerkSettings(issuer="https://a.example", authorized_parties=["https://a.example"])
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    assert copy.deepcopy(settings) == settings
+    assert hash(copy.deepcopy(settings)) == hash(settings)
+    assert settings.model_dump()["authorized_parties"] == ["https://a.example"]
+    assert {settings: 1}[
+        ClerkSettings(issuer="https://a.example", authorized_parties=["https://a.example"])
+    ] == 1
