@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from functools import lru_cache
 from typing import Annotated, Any, NoReturn, SupportsIndex
 from urllib.parse import urlsplit
@@ -33,6 +34,18 @@ from .errors import ClerkAuthError, ErrorReason
 __all__ = ["ClerkSettings", "FrozenList", "get_settings", "issuer_from_publishable_key"]
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_SECRET_KEY_PREFIXES = ("sk_test_", "sk_live_")
+_NOT_IN_HOST = frozenset("/:@ ?#\\\ufffd")
+_BASE64_BODY = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_PUBLISHABLE_KEY_PREFIXES = ("pk_test_", "pk_live_")
+_SWAPPED_SECRET = (
+    "holds a secret key (sk_...): CLERK_PUBLISHABLE_KEY and CLERK_SECRET_KEY look swapped; "
+    "put the pk_test_/pk_live_ key here and the sk_ key in CLERK_SECRET_KEY"
+)
+_SWAPPED_PUBLISHABLE = (
+    "holds a publishable key (pk_...): CLERK_SECRET_KEY and CLERK_PUBLISHABLE_KEY look "
+    "swapped; put the sk_test_/sk_live_ key here and the pk_ key in CLERK_PUBLISHABLE_KEY"
+)
 
 
 class FrozenList(list[str]):
@@ -158,7 +171,9 @@ class ClerkSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _check_issuer(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value.strip().rstrip("/"), "CLERK_ISSUER")
+        if value is None:
+            return None
+        return _checked_issuer_path(_checked_url(value.strip().rstrip("/"), "CLERK_ISSUER"))
 
     @field_validator("jwks_url")
     @classmethod
@@ -178,12 +193,21 @@ class ClerkSettings(BaseSettings):
             return value.strip()
         return None
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().startswith(
+            _PUBLISHABLE_KEY_PREFIXES
+        ):
+            raise _setting_error("CLERK_SECRET_KEY", _SWAPPED_PUBLISHABLE)
+        return value
+
     @field_validator("jwt_key")
     @classmethod
     def _check_jwt_key(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        pem = value.strip().strip('"').replace("\\n", "\n")
+        pem = public_key_pem(value)
         load_rsa_public_key(pem)
         return pem
 
@@ -291,6 +315,28 @@ def _checked_url(url: str, variable: str) -> str:
     )
 
 
+def _checked_issuer_path(url: str) -> str:
+    """Refuse what can never equal a Clerk ``iss``: a query, a fragment, a key set URL."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise _setting_error(
+            "CLERK_ISSUER",
+            "must be the Frontend API URL alone (https://<host>), without '?' or '#' parts",
+        )
+    if _is_key_set_path(parts.path):
+        raise _setting_error(
+            "CLERK_ISSUER",
+            "is a key set URL; drop the path and set the Frontend API URL alone "
+            "(https://<host>): the key set URL is derived from it (or set CLERK_JWKS_URL)",
+        )
+    return url
+
+
+def _is_key_set_path(path: str) -> bool:
+    path = path.rstrip("/").lower()
+    return "/.well-known/" in f"{path}/" or path.endswith(("jwks.json", "/jwks"))
+
+
 def _split_list(value: str, variable: str) -> list[Any]:
     text = value.strip()
     if text.startswith("["):
@@ -305,23 +351,74 @@ def _split_list(value: str, variable: str) -> list[Any]:
 
 
 def issuer_from_publishable_key(publishable_key: str) -> str:
-    """The Frontend API URL encoded in a ``pk_test_...`` / ``pk_live_...`` key."""
-    prefix, _, encoded = publishable_key.partition("_")
-    environment, _, encoded = encoded.partition("_")
-    bad = _setting_error(
-        "CLERK_PUBLISHABLE_KEY",
-        "is not a Clerk publishable key (expected pk_test_... or pk_live_...)",
-    )
-    if prefix != "pk" or environment not in ("test", "live") or not encoded:
-        raise bad
-    try:
-        host = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
-        raise bad from None
-    host = host.removesuffix("$")
-    if not host or any(c in host for c in "/:@ ?#$") or not host.isprintable():
-        raise bad
+    """The Frontend API URL encoded in a ``pk_test_...`` / ``pk_live_...`` key.
+
+    Clerk's rule: ``pk_test_`` or ``pk_live_``, then standard base64 (padding may be stripped)
+    of ``<frontend-api-host>$``, with exactly one ``$``, at the end, and a dot in the host.
+    Anything else raises a settings error that says what is wrong, never the key itself.
+    """
+    if publishable_key.startswith(_SECRET_KEY_PREFIXES):
+        raise _setting_error("CLERK_PUBLISHABLE_KEY", _SWAPPED_SECRET)
+    prefix = next((p for p in ("pk_test_", "pk_live_") if publishable_key.startswith(p)), None)
+    if prefix is None:
+        raise _setting_error(
+            "CLERK_PUBLISHABLE_KEY",
+            "is not a Clerk publishable key: it must start with pk_test_ or pk_live_ "
+            "(Clerk dashboard > API keys)",
+        )
+    host = _decode_publishable_host(publishable_key.removeprefix(prefix), prefix)
     return f"https://{host}"
+
+
+def _decode_publishable_host(encoded: str, prefix: str) -> str:
+    def bad(what: str) -> PydanticCustomError:
+        return _setting_error(
+            "CLERK_PUBLISHABLE_KEY",
+            f"starts with {prefix} but {what}; copy the whole key again from the Clerk "
+            "dashboard (API keys)",
+        )
+
+    if not encoded:
+        raise bad(f"nothing follows {prefix}")
+    unpadded = encoded.rstrip("=")
+    padded = unpadded + "=" * (-len(unpadded) % 4)
+    try:
+        if encoded not in (unpadded, padded):
+            raise binascii.Error("wrong padding")
+        raw = base64.b64decode(padded, validate=True)
+    except binascii.Error:
+        raise bad(f"the part after {prefix} is not valid base64 (cut off or altered?)") from None
+    text = raw.decode("ascii", errors="replace")
+    if not text.endswith("$") or text.count("$") != 1:
+        raise bad("it does not decode to '<frontend-api-host>$' (one '$', at the end)")
+    host = text[:-1]
+    if (
+        not host
+        or not host.isascii()
+        or not host.isprintable()
+        or any(c in host for c in _NOT_IN_HOST)
+    ):
+        raise bad("the host it decodes to is not a host name")
+    if "." not in host:
+        raise bad("the host it decodes to has no dot, so it is not a Clerk Frontend API host")
+    return host
+
+
+def public_key_pem(value: str) -> str:
+    """``CLERK_JWT_KEY`` as PEM text.
+
+    Accepts a PEM with real or ``\\n``-escaped newlines (as dotenv files hold it), optionally
+    in double quotes, or the bare base64 SubjectPublicKeyInfo body without the BEGIN/END
+    lines, with or without whitespace and newlines inside.
+    """
+    text = value.strip().strip('"').replace("\\n", "\n").strip()
+    if "-----BEGIN" in text or text.startswith(_SECRET_KEY_PREFIXES):
+        return text
+    body = "".join(text.split())
+    if not _BASE64_BODY.fullmatch(body):
+        return text  # not a key in either form: load_rsa_public_key says so
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN PUBLIC KEY-----\n{lines}\n-----END PUBLIC KEY-----\n"
 
 
 def load_rsa_public_key(pem: str) -> RSAPublicKey:
@@ -338,7 +435,8 @@ def load_rsa_public_key(pem: str) -> RSAPublicKey:
         raise _setting_error(
             "CLERK_JWT_KEY",
             "is not a PEM public key; copy 'JWKS Public Key' from the Clerk dashboard "
-            "(-----BEGIN PUBLIC KEY----- ...), with real or \\n-escaped newlines",
+            "(-----BEGIN PUBLIC KEY----- ..., with real or \\n-escaped newlines, or the "
+            "base64 body alone)",
         ) from None
     if not isinstance(key, RSAPublicKey):
         raise _setting_error("CLERK_JWT_KEY", "must be an RSA public key (Clerk signs with RS256)")
