@@ -9,12 +9,20 @@ that cannot be read grants nothing, so every check that depends on it fails clos
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 __all__ = [
     "REVERIFICATION_LEVELS",
@@ -37,10 +45,26 @@ __all__ = [
 ]
 
 
-class Actor(BaseModel):
-    """Who is acting on the user's behalf (impersonation): the ``act`` claim."""
+class _ReadOnlyModel(BaseModel):
+    """A frozen model whose extra fields, and every list and dict in them, are read-only.
+
+    Verified claims are shared by every request that presents the same token (the
+    verified-token cache), so nothing may change them in place, custom claims included.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+    @model_validator(mode="after")
+    def _read_only_extras(self) -> _ReadOnlyModel:
+        extra = self.__pydantic_extra__
+        if extra is not None and type(extra) is not ReadOnlyDict:
+            frozen = ReadOnlyDict({name: read_only(value) for name, value in extra.items()})
+            object.__setattr__(self, "__pydantic_extra__", frozen)
+        return self
+
+
+class Actor(_ReadOnlyModel):
+    """Who is acting on the user's behalf (impersonation): the ``act`` claim."""
 
     sub: str | None = None
     sid: str | None = None
@@ -173,33 +197,45 @@ def _split_list(value: object) -> list[str]:
     return [item.strip() for item in value.split(",")]
 
 
+# The ``fea`` scopes whose entries are organization features and so own an ``o.fpm`` mask.
+_FPM_SCOPES = frozenset({"o", "ou", "uo"})
+
+
+def _org_features(fea: object) -> list[str]:
+    """The names of the organization features of ``fea``, in order; ``[]`` when the claim is
+    malformed (as :func:`parse_scoped_claim` refuses it)."""
+    if not isinstance(fea, str):
+        return []
+    features = []
+    for part in fea.split(","):
+        scope, colon, name = part.strip().partition(":")
+        if not colon or not scope or not name:
+            return []
+        if scope in _FPM_SCOPES:
+            features.append(name)
+    return features
+
+
 def decode_org_permissions(fea: object, per: object, fpm: object) -> list[str]:
     """The ``org:<feature>:<permission>`` keys that a v2 token's ``o.fpm`` grants.
 
-    The i-th integer of ``fpm`` belongs to the i-th feature of ``fea``; its bit j (least
-    significant bit = 0) grants the j-th name of ``per``. Only organization-scoped features
-    carry permissions. Integers may be of any size; a malformed integer grants nothing for its
-    feature. When ``fea`` mixes in features without organization scope, ``fpm`` may hold one
-    integer per feature (Clerk's docs) or one per organization feature (Clerk's JS SDK); both
-    layouts are read, and when the count fits neither, nothing is granted.
+    As Clerk's JS SDK reads it: the organization features of ``fea`` are its entries of scope
+    ``o``, ``ou`` or ``uo``, in order; the i-th integer of ``fpm`` belongs to the i-th of them,
+    and its bit j (least significant bit = 0) grants the j-th name of ``per``. A feature
+    without an integer gets nothing, extra integers are ignored, and an integer that is not
+    all digits grants nothing but keeps its place. Integers may be of any size.
     """
-    features = parse_scoped_claim(fea)
+    features = _org_features(fea)
     names = _split_list(per)
     masks = [_parse_mask(part) for part in _split_list(fpm)]
-    if not features or not names or not masks:
-        return []
-    if len(masks) != len(features):
-        org_features = [feature for feature in features if feature.org]
-        if len(masks) != len(org_features) and len(org_features) != len(features):
-            return []  # neither layout fits: the pairing is ambiguous, so grant nothing
-        features = org_features  # Clerk's JS SDK layout: one integer per organization feature
     granted: dict[str, None] = {}
-    for feature, mask in zip(features, masks, strict=False):  # extra integers grant nothing
-        if not feature.org or mask is None:
+    # zip: a feature without a mask, and a mask without a feature, grant nothing
+    for feature, mask in zip(features, masks, strict=False):
+        if not mask:
             continue
         for bit, name in enumerate(names):
             if name and mask >> bit & 1:
-                granted[f"org:{feature.name}:{name}"] = None
+                granted[f"org:{feature}:{name}"] = None
     return list(granted)
 
 
@@ -333,16 +369,25 @@ def _token_role(value: object) -> str | None:
         return None
 
 
-def normalize_organization(claims: Mapping[str, Any]) -> dict[str, Any]:
+def _is_v2_or_later(version: object) -> bool:
+    return isinstance(version, int) and not isinstance(version, bool) and version >= 2
+
+
+def normalize_organization(claims: Mapping[str, Any], *, token: bool = True) -> dict[str, Any]:
     """``org_id``, ``org_slug``, ``org_role`` and ``org_permissions`` from either token shape.
 
-    The v2 ``o`` object wins when present; otherwise the flat v1 claims are read (Clerk's v2
-    tokens never carry org data outside ``o``, and v1 tokens never carry ``o``).
+    An ``o`` object wins when present. Otherwise a v2 token (``v`` is 2; later versions
+    alike) has no active organization: its flat ``org_*`` claims grant nothing. A v1 token
+    (no ``v``) carries flat ``org_*`` claims. ``token=False`` (claims built in code) reads
+    flat claims whatever ``v`` says.
     """
     o = claims.get("o")
     if isinstance(o, Mapping):
         source = {"id": o.get("id"), "slug": o.get("slg"), "role": o.get("rol")}
         permissions = decode_org_permissions(claims.get("fea"), o.get("per"), o.get("fpm"))
+    elif token and _is_v2_or_later(claims.get("v")):
+        source = {"id": None, "slug": None, "role": None}
+        permissions = []
     else:
         source = {
             "id": claims.get("org_id"),
@@ -360,8 +405,7 @@ def normalize_organization(claims: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ReadOnlyList(list[Any]):
-    """A list that refuses changes. Verified claims are shared by every request that presents
-    the same token (the verified-token cache), so nothing may change them in place."""
+    """A list that refuses changes; see :class:`_ReadOnlyModel`."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("verified claims are read-only; copy the value to change it")
@@ -395,7 +439,11 @@ def read_only(value: Any) -> Any:
     return value
 
 
-class ClerkClaims(BaseModel):
+# Marks a validation of a token payload (see ClerkClaims.from_payload); compared by identity.
+_TOKEN_CONTEXT: dict[str, Any] = {"source": "token"}
+
+
+class ClerkClaims(_ReadOnlyModel):
     """Claims of a verified Clerk session token.
 
     ``sub``, ``iat`` and ``exp`` are always present; ``email`` is ``None`` unless the instance
@@ -405,8 +453,6 @@ class ClerkClaims(BaseModel):
     ``pla``, ``fea`` or organization claims do not fail verification; they read as absent,
     so every check that needs them fails closed. Custom claims are kept as extra fields.
     """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
 
     sub: str
     iat: int
@@ -432,19 +478,27 @@ class ClerkClaims(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _normalize(cls, data: Any) -> Any:
+    def _normalize(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, Mapping):
             return data
         values = dict(data)
-        values.update(normalize_organization(values))
+        # A token payload follows Clerk's rules to the letter (a v2 token's flat org_* claims
+        # grant nothing); claims built in code (tests, overrides) may set org_* fields directly.
+        from_token = info.context is _TOKEN_CONTEXT
+        values.update(normalize_organization(values, token=from_token))
         values["fva"] = parse_fva(values.get("fva"))
         for name in ("pla", "fea"):
             if not isinstance(values.get(name), str):
                 values[name] = None
-        # Custom claims are stored as given: make their lists and dicts read-only.
-        for name, value in values.items():
-            if isinstance(value, (list, dict)) and name not in cls.model_fields:
-                values[name] = read_only(value)
+        # RFC 7519 NumericDates may be fractional; verification compares them exactly, the
+        # model keeps whole seconds (rounded down).
+        for name in ("iat", "exp", "nbf"):
+            value = values.get(name)
+            if isinstance(value, float) and math.isfinite(value):
+                values[name] = math.floor(value)
+        act = values.get("act")
+        if isinstance(act, dict):
+            values["act"] = read_only(act)
         return values
 
     @property
@@ -459,8 +513,8 @@ class ClerkClaims(BaseModel):
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> ClerkClaims:
-        """Build claims from a verified payload."""
-        return cls.model_validate(payload)
+        """Build claims from a verified token payload (Clerk's v1/v2 organization rules)."""
+        return cls.model_validate(payload, context=_TOKEN_CONTEXT)
 
     def has(
         self,

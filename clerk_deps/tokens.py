@@ -1,7 +1,8 @@
 """``verify_token``: the framework-free core.
 
-Checks run in a fixed order, cheapest and least revealing first: size and shape, header
-``alg``, key lookup, signature, then claims. Until the signature has verified, nothing about
+Checks run in a fixed order, cheapest and least revealing first: size and shape (canonical
+base64url), the header (``crit``, ``alg``, ``typ``, ``cat``: a token of the wrong kind costs no
+key fetch), key lookup, signature, then claims. Until the signature has verified, nothing about
 the token's claims is used or reported. The algorithm is fixed to RS256 and never read from
 the token.
 """
@@ -73,12 +74,13 @@ async def _verify(
     header, payload, signing_input, signature = _split(token)
     _check_critical(header)
     _check_algorithm(header)
+    _check_header_type(header, settings)  # before the key lookup: a wrong kind costs no fetch
     kid = header.get("kid")
     key = await source.get_key(kid if isinstance(kid, str) else None)
     if not key.verify(signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     _check_claim_types(payload)
-    _check_token_type(header, payload, settings)
+    _check_subject_type(payload, settings)
     _check_times(payload, settings, now)
     _check_issuer(payload, settings)
     _check_audience(payload, settings)
@@ -117,12 +119,30 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
         parts[2] and not _SEGMENT.fullmatch(parts[2])
     ):
         raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: segments must be base64url text")
+    if not (_canonical(parts[0]) and _canonical(parts[1]) and _canonical(parts[2])):
+        raise _invalid(
+            ErrorReason.TOKEN_INVALID,
+            "not a JWT: a segment is not canonical base64url (one token, one spelling)",
+        )
     header = _decode_segment(parts[0], "header")
     payload = _decode_segment(parts[1], "payload")
     signature = _b64decode(parts[2])
     if signature is None:
         raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: the signature is not base64url")
     return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+# A segment of 2 or 3 characters past a multiple of 4 ends in a character with 4 or 2 unused
+# low bits. Canonical base64url has them zero, so one byte string has exactly one spelling
+# (otherwise one token has up to 16, each a cache entry of its own). Index = length % 4; a
+# length of 1 mod 4 is never valid.
+_CANONICAL_LAST = ("", "", "AQgw", "AEIMQUYcgkosw048")
+
+
+def _canonical(segment: str) -> bool:
+    """Whether re-encoding the decoded bytes of ``segment`` gives ``segment`` back."""
+    rest = len(segment) & 3
+    return not rest or segment[-1] in _CANONICAL_LAST[rest]
 
 
 def _b64decode(segment: str) -> bytes | None:
@@ -217,20 +237,27 @@ def _check_claim_types(payload: dict[str, Any]) -> None:
             raise _invalid(ErrorReason.TOKEN_INVALID, f"claim '{name}' must be a string")
 
 
-def _check_token_type(
-    header: dict[str, Any], payload: dict[str, Any], settings: ClerkSettings
-) -> None:
+def _check_header_type(header: dict[str, Any], settings: ClerkSettings) -> None:
     category = header.get("cat")
     accepted = _WITH_TEMPLATES if settings.accept_jwt_templates else SESSION_CATEGORIES
     if category is not None and (not isinstance(category, str) or category not in accepted):
         kind = "a JWT-template" if category == TEMPLATE_CATEGORY else "not a session"
         hint = " (set CLERK_ACCEPT_JWT_TEMPLATES=true to accept it)" if kind[0] == "a" else ""
         raise _invalid(ErrorReason.TOKEN_TYPE_MISMATCH, f"token category is {kind} token{hint}")
-    typ = header.get("typ")
-    if isinstance(typ, str) and typ.lower() in ("at+jwt", "application/at+jwt"):
+    typ = header.get("typ", "JWT")
+    if typ != "JWT":
+        if isinstance(typ, str) and typ.lower() in ("at+jwt", "application/at+jwt"):
+            raise _invalid(
+                ErrorReason.TOKEN_TYPE_MISMATCH,
+                "an OAuth access token (typ at+jwt) is not a session token",
+            )
         raise _invalid(
-            ErrorReason.TOKEN_TYPE_MISMATCH, "an OAuth access token (typ at+jwt) is not a session"
+            ErrorReason.TOKEN_INVALID,
+            "header typ must be absent or exactly 'JWT' on a Clerk session token",
         )
+
+
+def _check_subject_type(payload: dict[str, Any], settings: ClerkSettings) -> None:
     if payload["sub"].startswith("mch_"):
         raise _invalid(
             ErrorReason.TOKEN_TYPE_MISMATCH, "a machine token (sub mch_...) is not a user session"

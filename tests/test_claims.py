@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from clerk_deps import ClerkAuthError, ClerkClaims, ErrorReason, verify_token
+from clerk_deps import (
+    ClerkAuthError,
+    ClerkClaims,
+    ErrorReason,
+    get_settings,
+    require_org_permission,
+    verify_token,
+)
 from clerk_deps.testing import TestIssuer, sign_jwt
 
 ISSUER = TestIssuer()
@@ -52,38 +61,73 @@ async def test_clerks_documented_example() -> None:
         "org:teams:read",
     ]
     assert (claims.org_id, claims.org_slug, claims.org_role) == ("org_1", "acme", "org:admin")
+    assert claims.has(permission="org:teams:read")
+    assert not claims.has(permission="org:teams:manage")
+
+
+async def test_masks_pair_with_organization_features_only() -> None:
+    """clerk-reference example 2: the user feature takes no mask, impersonation has none."""
+    claims = await verified(
+        fea="o:reservations,u:dashboard,uo:support-chat,o:impersonation",
+        o=org(per="read,manage", fpm="2,3"),
+    )
+    assert claims.org_permissions == [
+        "org:reservations:manage",
+        "org:support-chat:read",
+        "org:support-chat:manage",
+    ]
+    assert claims.has(permission="org:reservations:manage")
+    assert claims.has(permission="support-chat:read")  # has() adds the org: prefix
+    assert not claims.has(permission="org:reservations:read")
+    assert not claims.has(permission="org:dashboard:read")
+    assert not claims.has(permission="org:impersonation:read")
+    assert not claims.has(permission="org:impersonation:manage")
 
 
 @pytest.mark.parametrize(
     ("fea", "per", "fpm", "expected"),
     [
         pytest.param(
-            "u:export,o:dashboard,uo:teams,organization:billing",
+            "u:export,o:dashboard,uo:teams,ou:billing",
             "manage,read",
-            "3,3,2,1",
+            "3,2,1",
             ["org:dashboard:manage", "org:dashboard:read", "org:teams:read", "org:billing:manage"],
-            id="user feature's integer is skipped; uo and organization scopes carry permissions",
+            id="user feature takes no integer; uo and ou scopes carry permissions",
         ),
         pytest.param(
             "o:dashboard,u:export,o:teams",
             "manage,read",
             "1,3,2",
-            ["org:dashboard:manage", "org:teams:read"],
-            id="user feature in the middle keeps positions",
+            ["org:dashboard:manage", "org:teams:manage", "org:teams:read"],
+            id="user feature in the middle takes no integer; the extra one is ignored",
         ),
         pytest.param(
             "u:export,o:dashboard,o:teams",
             "manage,read",
             "3,2",
             ["org:dashboard:manage", "org:dashboard:read", "org:teams:read"],
-            id="one integer per organization feature (Clerk's JS SDK layout)",
+            id="one integer per organization feature",
         ),
         pytest.param(
             "u:export,o:dashboard,o:teams",
             "manage,read",
             "3",
-            [],
-            id="count fits neither layout: ambiguous, nothing granted",
+            ["org:dashboard:manage", "org:dashboard:read"],
+            id="organization feature without an integer gets nothing",
+        ),
+        pytest.param(
+            "org:dashboard,organization:teams,o:billing",
+            "manage,read",
+            "1,2,3",
+            ["org:billing:manage"],
+            id="only the scopes o, ou and uo are organization features",
+        ),
+        pytest.param(
+            "o:dashboard,o:teams,o:billing",
+            "manage,read",
+            "x,,2",
+            ["org:billing:read"],
+            id="a mask that is not all digits keeps its slot",
         ),
         pytest.param(
             "o:dashboard,o:teams",
@@ -162,8 +206,8 @@ async def test_clerks_documented_example() -> None:
             "x:dashboard,o:teams",
             "manage,read",
             "3,2",
-            ["org:teams:read"],
-            id="unknown scope grants nothing",
+            ["org:teams:manage", "org:teams:read"],
+            id="unknown scope takes no mask",
         ),
     ],
 )
@@ -176,6 +220,57 @@ async def test_seventy_bit_integer() -> None:
     assert await permissions("o:big", names, str(2**69 + 1)) == ["org:big:p0", "org:big:p69"]
     everything = await permissions("o:big", names, str(2**70 - 1))
     assert everything == [f"org:big:p{bit}" for bit in range(70)]
+
+
+@pytest.mark.parametrize(
+    ("fea", "per", "fpm", "granted", "refused"),
+    [
+        pytest.param(
+            "o:dashboard,o:teams",
+            "manage,read",
+            "3,2",
+            ["org:dashboard:manage", "org:dashboard:read", "teams:read"],
+            ["org:teams:manage"],
+            id="example 1",
+        ),
+        pytest.param(
+            "o:reservations,u:dashboard,uo:support-chat,o:impersonation",
+            "read,manage",
+            "2,3",
+            ["org:reservations:manage", "org:support-chat:read", "org:support-chat:manage"],
+            ["org:reservations:read", "org:dashboard:read", "org:impersonation:read"],
+            id="example 2",
+        ),
+    ],
+)
+def test_require_org_permission_on_a_route_agrees_with_clerk(
+    fea: str, per: str, fpm: str, granted: list[str], refused: list[str]
+) -> None:
+    app = FastAPI()
+
+    @app.get("/guarded/{permission}")
+    async def guarded(permission: str, request: Request) -> dict[str, bool]:
+        user = await verify_token(request.headers["x-token"], ISSUER.settings())
+        return {"granted": user.has(permission=permission)}
+
+    for permission in granted + refused:
+        app.add_api_route(
+            f"/needs/{permission}",
+            lambda: {"ok": True},
+            dependencies=[Depends(require_org_permission(permission))],
+        )
+    app.dependency_overrides[get_settings] = ISSUER.settings
+    token = raw_token(fea=fea, o=org(per=per, fpm=fpm))
+    client = TestClient(app)
+    headers = {"Authorization": f"Bearer {token}", "x-token": token}
+    for permission in granted:
+        assert client.get(f"/needs/{permission}", headers=headers).status_code == 200, permission
+        assert client.get(f"/guarded/{permission}", headers=headers).json() == {"granted": True}
+    for permission in refused:
+        response = client.get(f"/needs/{permission}", headers=headers)
+        assert response.status_code == 403, permission
+        assert response.json()["detail"]["reason"] == "org-permission-required"
+        assert client.get(f"/guarded/{permission}", headers=headers).json() == {"granted": False}
 
 
 # -- v1 and v2 ----------------------------------------------------------------------------
@@ -240,6 +335,32 @@ async def test_no_active_organization_fails_every_org_check(claims: dict[str, An
     assert not user.has(role="admin")
     assert not user.has(role="org:member")
     assert not user.has(permission="org:projects:read")
+
+
+@pytest.mark.parametrize("version", [2, 3])
+async def test_v2_token_reads_organization_data_only_from_o(version: int) -> None:
+    claims = await verified(
+        v=version,
+        org_id="org_flat",
+        org_slug="flat",
+        org_role="org:admin",
+        org_permissions=["org:projects:delete"],
+    )
+    assert (claims.org_id, claims.org_slug, claims.org_role) == (None, None, None)
+    assert claims.org_permissions == []
+    assert not claims.has(role="admin")
+    assert not claims.has(permission="org:projects:delete")
+
+
+async def test_v1_token_reads_flat_organization_claims() -> None:
+    for version in (None, 1):
+        claims = await verified(v=version, org_id="org_flat", org_role="org:admin")
+        assert (claims.org_id, claims.org_role) == ("org_flat", "org:admin")
+
+
+def test_claims_built_in_code_may_set_org_fields_whatever_v_says() -> None:
+    built = ClerkClaims(sub="user_1", iat=1, exp=2, v=2, org_id="org_1", org_role="admin")
+    assert (built.org_id, built.org_role) == ("org_1", "org:admin")
 
 
 async def test_v2_o_claim_wins_over_flat_claims_and_stays_as_an_extra() -> None:
@@ -445,3 +566,42 @@ def test_has_fails_closed_on_malformed_questions(arguments: dict[str, Any]) -> N
         org_id="org_1", org_role="org:admin", org_permissions=["org:projects:read"], fea="o:x"
     )
     assert claims.has(**arguments) is False
+
+
+# -- fractional NumericDates --------------------------------------------------------------
+
+T0 = 1_800_000_000
+
+
+async def at(now: float, leeway: float = 0, **claims: Any) -> ClerkClaims:
+    settings = ISSUER.settings(leeway=leeway, token_cache_size=0)
+    return await verify_token(raw_token(**claims), settings, clock=lambda: now)
+
+
+@pytest.mark.parametrize(
+    ("claims", "now", "reason"),
+    [
+        ({"exp": T0 + 0.5}, T0 + 0.4, None),
+        ({"exp": T0 + 0.5}, T0 + 0.5, ErrorReason.TOKEN_EXPIRED),
+        ({"nbf": T0 + 0.5}, T0 + 0.5, None),
+        ({"nbf": T0 + 0.5}, T0 + 0.4, ErrorReason.TOKEN_NOT_ACTIVE_YET),
+        ({"iat": T0 + 0.5}, T0 + 0.5, None),
+        ({"iat": T0 + 0.5}, T0 + 0.4, ErrorReason.TOKEN_IAT_IN_THE_FUTURE),
+    ],
+)
+async def test_fractional_numeric_dates_are_compared_exactly(
+    claims: dict[str, Any], now: float, reason: ErrorReason | None
+) -> None:
+    base = {"iat": T0 - 10, "nbf": T0 - 20, "exp": T0 + 60, **claims}
+    if reason is None:
+        await at(now, **base)
+        return
+    with pytest.raises(ClerkAuthError) as error:
+        await at(now, **base)
+    assert error.value.reason is reason
+
+
+async def test_fractional_numeric_dates_are_kept_as_whole_seconds() -> None:
+    claims = await at(T0, iat=T0 - 0.25, nbf=T0 - 10.75, exp=T0 + 59.999)
+    assert (claims.iat, claims.nbf, claims.exp) == (T0 - 1, T0 - 11, T0 + 59)
+    assert all(type(value) is int for value in (claims.iat, claims.nbf, claims.exp))

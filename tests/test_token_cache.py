@@ -185,3 +185,65 @@ async def test_cached_claims_cannot_be_changed_by_a_route() -> None:
     assert second.org_permissions == ["org:a:read"]
     assert not second.has(permission="org:admin:everything")
     assert second.model_dump()["meta"] == {"tags": ["x"]}
+
+
+async def test_cached_claims_are_read_only_down_to_custom_claims_and_act() -> None:
+    settings = ISSUER.settings()
+    act = {"sub": "user_support", "sid": "sess_s", "iss": "https://dashboard.clerk.com"}
+    token = ISSUER.token(
+        "user_ro",
+        act={**act, "support": {"ticket": [1, {"level": 2}]}},
+        roles=["reader"],
+        meta={"a": {"b": [1]}},
+    )
+    first = await verify_token(token, settings)
+    extra = first.model_extra
+    assert extra is not None and first.act is not None and first.act.model_extra is not None
+    act_extra = first.act.model_extra
+    attempts = [
+        lambda: extra.__setitem__("roles", ["admin"]),  # model_extra itself
+        lambda: extra.update(is_admin=True),
+        lambda: extra.pop("roles"),
+        lambda: extra["roles"].append("admin"),
+        lambda: extra["meta"]["a"]["b"].append(2),
+        lambda: extra["meta"]["a"].setdefault("c", 1),
+        lambda: act_extra.__setitem__("support", None),  # act's extras
+        lambda: act_extra["support"]["ticket"].append(3),
+        lambda: act_extra["support"]["ticket"][1].update(level=9),
+    ]
+    for attempt in attempts:
+        with pytest.raises(TypeError, match="read-only"):
+            attempt()
+    with pytest.raises(Exception, match="frozen"):
+        first.act.sub = "user_attacker"  # type: ignore[misc]
+    second = await verify_token(token, settings)
+    assert second is first
+    assert second.model_dump(include={"roles", "meta", "act"}) == {
+        "roles": ["reader"],
+        "meta": {"a": {"b": [1]}},
+        "act": {**act, "type": None, "support": {"ticket": [1, {"level": 2}]}},
+    }
+
+
+async def test_a_respelled_token_is_refused_and_never_a_second_entry() -> None:
+    """The unused low bits of the last signature character give other spellings of one
+    token; only the canonical one is accepted, so the cache holds it once."""
+    settings = ISSUER.settings()
+    token = ISSUER.token("user_spelling")
+    head, signature = token.rsplit(".", 1)
+    assert len(signature) % 4 == 2  # 256 bytes: the last character carries 4 unused bits
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    base = alphabet.index(signature[-1])
+    spellings = [f"{head}.{signature[:-1]}{alphabet[base + low]}" for low in range(1, 16)]
+    await verify_token(token, settings)
+    cache = token_cache_for(
+        key_source_for(settings), settings.verification_policy(), 10, settings.leeway
+    )
+    assert cache is not None and len(cache) >= 1
+    before = len(cache)
+    for spelling in spellings:
+        with pytest.raises(ClerkAuthError) as error:
+            await verify_token(spelling, settings)
+        assert error.value.reason is ErrorReason.TOKEN_INVALID
+    assert len(cache) == before
+    assert (await verify_token(token, settings)).sub == "user_spelling"

@@ -51,6 +51,26 @@ def tampered() -> str:
     return f"{header}.{other}.{signature}"
 
 
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def respelled(index: int) -> str:
+    """A valid token with segment ``index``'s unused low bits set: same bytes, other text."""
+    for size in range(4):  # pad until the segment's length leaves unused bits
+        token = ISSUER.token(pad="x" * size, headers={"x": "y" * size})
+        parts = token.split(".")
+        segment = parts[index]
+        if len(segment) % 4 in (2, 3):
+            parts[index] = segment[:-1] + ALPHABET[ALPHABET.index(segment[-1]) + 1]
+            assert b64decode(parts[index]) == b64decode(segment)  # the same bytes
+            return ".".join(parts)
+    raise AssertionError("unreachable: some padding leaves unused bits")
+
+
+def b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
 def bearer(token: str, scheme: str = "Bearer") -> dict[str, Any]:
     return {"headers": {"Authorization": f"{scheme} {token}"}}
 
@@ -144,6 +164,30 @@ ROWS = [
         "token-invalid",
     ),
     Row("control character in token", lambda: bearer("eyJ\x01.eyJ.sig"), 401, "token-invalid"),
+    Row(
+        "signature respelled (unused low bits set)",
+        lambda: bearer(respelled(2)),
+        401,
+        "token-invalid",
+    ),
+    Row(
+        "payload respelled (unused low bits set)",
+        lambda: bearer(respelled(1)),
+        401,
+        "token-invalid",
+    ),
+    Row(
+        "header respelled (unused low bits set)",
+        lambda: bearer(respelled(0)),
+        401,
+        "token-invalid",
+    ),
+    Row(
+        "padded segment",
+        lambda: bearer(ISSUER.token() + "=="),
+        401,
+        "token-invalid",
+    ),
     # -- algorithm ----------------------------------------------------------------------
     Row(
         "alg none",
@@ -235,7 +279,10 @@ ROWS = [
     Row("exp is a string", lambda: bearer(ISSUER.token(exp=str(now() + 60))), 401, "token-invalid"),
     Row("exp is a boolean", lambda: bearer(ISSUER.token(exp=True)), 401, "token-invalid"),
     Row("exp is huge", lambda: bearer(ISSUER.token(exp=10**400)), 401, "token-invalid"),
-    Row("iat is fractional", lambda: bearer(ISSUER.token(iat=now() + 0.5)), 401, "token-invalid"),
+    Row("iat is fractional", lambda: bearer(ISSUER.token(iat=now() - 0.5)), 200),
+    Row("exp is fractional", lambda: bearer(ISSUER.token(exp=now() + 59.75)), 200),
+    Row("nbf is fractional", lambda: bearer(ISSUER.token(nbf=now() - 9.25)), 200),
+    Row("exp is NaN", lambda: bearer(ISSUER.token(exp=float("nan"))), 401, "token-invalid"),
     Row("sub is a number", lambda: bearer(ISSUER.token(sub=42)), 401, "token-invalid"),  # type: ignore[arg-type]
     Row("sub is empty", lambda: bearer(ISSUER.token(sub="")), 401, "token-invalid"),
     Row("sid is a number", lambda: bearer(ISSUER.token(sid=7)), 401, "token-invalid"),
@@ -372,6 +419,29 @@ ROWS = [
         lambda: bearer(ISSUER.token(headers={"typ": "at+jwt"})),
         401,
         "token-type-mismatch",
+    ),
+    Row(
+        "typ application/at+jwt",
+        lambda: bearer(ISSUER.token(headers={"typ": "application/at+jwt"})),
+        401,
+        "token-type-mismatch",
+    ),
+    Row(
+        "typ AT+JWT",
+        lambda: bearer(ISSUER.token(headers={"typ": "AT+JWT"})),
+        401,
+        "token-type-mismatch",
+    ),
+    Row("typ absent", lambda: bearer(ISSUER.token(headers={"typ": None})), 200),
+    Row("typ jwt", lambda: bearer(ISSUER.token(headers={"typ": "jwt"})), 401, "token-invalid"),
+    Row("typ JOSE", lambda: bearer(ISSUER.token(headers={"typ": "JOSE"})), 401, "token-invalid"),
+    Row("typ empty", lambda: bearer(ISSUER.token(headers={"typ": ""})), 401, "token-invalid"),
+    Row("typ a number", lambda: bearer(ISSUER.token(headers={"typ": 1})), 401, "token-invalid"),
+    Row(
+        "typ application/jwt",
+        lambda: bearer(ISSUER.token(headers={"typ": "application/jwt"})),
+        401,
+        "token-invalid",
     ),
     Row("sub mch_", lambda: bearer(ISSUER.token("mch_123")), 401, "token-type-mismatch"),
     Row("no sid", lambda: bearer(ISSUER.token(sid=None)), 401, "token-type-mismatch"),

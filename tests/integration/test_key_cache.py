@@ -313,6 +313,58 @@ async def test_a_rotated_key_is_accepted_after_one_fetch_once_the_cooldown_allow
     assert key_server.count == 2
 
 
+# -- header checks come before the key lookup ---------------------------------------------
+
+WRONG_KIND = [
+    pytest.param({"cat": "cl_B7d4PD333AAA"}, "token-type-mismatch", id="machine category"),
+    pytest.param({"cat": "cl_B7d4PD222AAA"}, "token-type-mismatch", id="template category"),
+    pytest.param({"typ": "at+jwt"}, "token-type-mismatch", id="typ at+jwt"),
+    pytest.param({"typ": "application/at+jwt"}, "token-type-mismatch", id="typ application"),
+    pytest.param({"typ": "JOSE"}, "token-invalid", id="typ other"),
+    pytest.param({"crit": ["b64"]}, "token-invalid", id="crit"),
+    pytest.param({"alg": "HS256"}, "token-invalid-algorithm", id="alg"),
+]
+
+
+@pytest.mark.parametrize(("header", "reason"), WRONG_KIND)
+async def test_a_token_of_the_wrong_kind_costs_no_key_fetch(
+    key_server: KeyServer, header: dict[str, Any], reason: str
+) -> None:
+    settings = jwks_settings(key_server)
+    async with client_for(make_app(settings)) as client:
+        for kid in (ISSUER.kid, "ins_unknown"):  # a cold cache, and an unknown kid
+            token = ISSUER.token(headers={**header, "kid": kid})
+            response = await client.get("/me", headers=bearer(token))
+            assert (response.status_code, reason_of(response)) == (401, reason)
+    assert key_server.count == 0
+
+
+@pytest.mark.parametrize(("header", "reason"), WRONG_KIND)
+async def test_a_token_of_the_wrong_kind_is_refused_while_the_key_server_is_down(
+    key_server: KeyServer, header: dict[str, Any], reason: str
+) -> None:
+    settings = jwks_settings(key_server)
+    await key_server.astop()
+    async with client_for(make_app(settings)) as client:
+        response = await client.get("/me", headers=bearer(ISSUER.token(headers=header)))
+        assert (response.status_code, reason_of(response)) == (401, reason)
+        # a session token does need the keys: with none loadable it is 503, as before
+        response = await client.get("/me", headers=bearer(ISSUER.token()))
+        assert (response.status_code, reason_of(response)) == (503, "jwk-failed-to-load")
+
+
+async def test_a_forged_template_token_learns_nothing_about_its_claims(
+    key_server: KeyServer,
+) -> None:
+    """Claim checks stay after the signature: a forged session-kind token with a machine
+    subject and no sid is told only that its signature fails."""
+    settings = jwks_settings(key_server)
+    forged = ISSUER.forged_token("mch_forged", sid=None, exp=int(time.time()) - 3600)
+    async with client_for(make_app(settings)) as client:
+        response = await client.get("/me", headers=bearer(forged))
+    assert (response.status_code, reason_of(response)) == (401, "token-invalid-signature")
+
+
 # -- outages ---------------------------------------------------------------------------------
 
 
