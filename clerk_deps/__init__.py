@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ._lazy import load_export
 
 if TYPE_CHECKING:
+    from .auth import (
+        ClerkAuth,
+    )
     from .authz import (
         AUTH_RESPONSES,
         require_feature,
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AUTH_RESPONSES": ".authz",
     "Actor": ".claims",
+    "ClerkAuth": ".auth",
     "ClerkAuthError": ".errors",
     "ClerkClaims": ".claims",
     "ClerkSettings": ".settings",
@@ -82,6 +86,7 @@ _EXPORTS = {
 __all__ = [
     "AUTH_RESPONSES",
     "Actor",
+    "ClerkAuth",
     "ClerkAuthError",
     "ClerkClaims",
     "ClerkSettings",

@@ -1,10 +1,12 @@
 """Authorization as FastAPI dependencies: organization role and permission, billing, step-up.
 
 Each factory checks its argument when the route is defined (a typo fails at import, not per
-request) and returns an async dependency built on :func:`require_clerk_user`. It answers with
-the same :class:`ClerkClaims`, so one ``app.dependency_overrides[require_clerk_user]`` in tests
-covers every route, and a request that fails gets a 403 with the reason code of contract
-section 3 (a WebSocket is closed with 1008 and the reason code instead).
+request) and returns an async dependency built on :func:`require_clerk_user`, or on
+``auth.user`` with the keyword-only ``auth=`` (a :class:`ClerkAuth`). It answers with the same
+:class:`ClerkClaims`, so one ``app.dependency_overrides[require_clerk_user]`` (or one
+``override_clerk_user(app, auth=...)``) in tests covers every route, and a request that
+fails gets a 403 with the reason code of contract section 3 (a WebSocket is closed with 1008
+and the reason code instead).
 
 A dependency cannot add responses to the OpenAPI document; pass :data:`AUTH_RESPONSES` as
 ``responses=`` of the route, the router or the app to document the 401 and 403 bodies.
@@ -12,12 +14,15 @@ A dependency cannot add responses to the OpenAPI document; pass :data:`AUTH_RESP
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
+from .auth import ClerkAuth, default_auth
 from .claims import (
     ClerkClaims,
     Reverification,
@@ -29,7 +34,7 @@ from .claims import (
     parse_requested_name,
     reverification_requirement,
 )
-from .dependencies import CurrentUserDep, error_for_connection
+from .connection import error_for_connection
 from .errors import ClerkAuthError, ErrorReason
 
 __all__ = [
@@ -48,15 +53,27 @@ ClaimsDependency = Callable[..., Awaitable[ClerkClaims]]
 Check = Callable[[ClerkClaims], ClerkAuthError | None]
 
 
-def _guard(name: str, check: Check) -> ClaimsDependency:
-    async def dependency(conn: HTTPConnection, claims: CurrentUserDep) -> ClerkClaims:
+def _guard(name: str, check: Check, auth: ClerkAuth | None) -> ClaimsDependency:
+    async def dependency(conn: HTTPConnection, claims: ClerkClaims) -> ClerkClaims:
         error = check(claims)
         if error is not None:
             raise error_for_connection(conn, error)
         return claims
 
+    user = (default_auth if auth is None else auth).user
+    # Built here, not from annotations: the dependency on ``user`` differs per ClerkAuth.
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("conn", _KEYWORD, annotation=HTTPConnection),
+            inspect.Parameter("claims", _KEYWORD, annotation=Annotated[ClerkClaims, Depends(user)]),
+        ],
+        return_annotation=ClerkClaims,
+    )
     dependency.__name__ = dependency.__qualname__ = name
     return dependency
+
+
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 # -- organization ------------------------------------------------------------------------
@@ -67,7 +84,7 @@ _NO_ORGANIZATION = (
 )
 
 
-def require_org_role(role: str) -> ClaimsDependency:
+def require_org_role(role: str, *, auth: ClerkAuth | None = None) -> ClaimsDependency:
     """A dependency that passes when the active organization role is ``role``.
 
     ``"admin"`` and ``"org:admin"`` mean the same. Without an active organization it fails
@@ -86,10 +103,10 @@ def require_org_role(role: str) -> ClaimsDependency:
             found = f"the active organization role is {claims.org_role}"
         return ClerkAuthError(ErrorReason.ORG_ROLE_REQUIRED, f"requires org role {wanted}; {found}")
 
-    return _guard(f"require_org_role({wanted!r})", check)
+    return _guard(f"require_org_role({wanted!r})", check, auth)
 
 
-def require_org_permission(permission: str) -> ClaimsDependency:
+def require_org_permission(permission: str, *, auth: ClerkAuth | None = None) -> ClaimsDependency:
     """A dependency that passes when the active organization grants ``permission``
     (``"org:<feature>:<permission>"``; the ``org:`` prefix may be left out).
 
@@ -109,7 +126,7 @@ def require_org_permission(permission: str) -> ClaimsDependency:
             ErrorReason.ORG_PERMISSION_REQUIRED, f"requires permission {wanted}; {found}"
         )
 
-    return _guard(f"require_org_permission({wanted!r})", check)
+    return _guard(f"require_org_permission({wanted!r})", check, auth)
 
 
 # -- billing -----------------------------------------------------------------------------
@@ -126,7 +143,7 @@ def _shown(value: str) -> str:
 
 
 def _billing_guard(
-    kind: Literal["feature", "plan"], name: str, reason: ErrorReason
+    kind: Literal["feature", "plan"], name: str, reason: ErrorReason, auth: ClerkAuth | None
 ) -> ClaimsDependency:
     requested = parse_requested_name(name, kind)
     claim_name = "fea" if kind == "feature" else "pla"
@@ -142,23 +159,23 @@ def _billing_guard(
         wanted = f"{kind} {requested.name!r}{_scope_text(requested)}"
         return ClerkAuthError(reason, f"requires {wanted}; {found}")
 
-    return _guard(f"require_{kind}({name!r})", check)
+    return _guard(f"require_{kind}({name!r})", check, auth)
 
 
-def require_feature(name: str) -> ClaimsDependency:
+def require_feature(name: str, *, auth: ClerkAuth | None = None) -> ClaimsDependency:
     """A dependency that passes when Clerk Billing grants feature ``name`` (the ``fea`` claim).
 
     ``"dashboard"`` accepts the feature for the user or the organization; ``"o:dashboard"`` /
     ``"org:dashboard"`` only for the organization; ``"u:dashboard"`` / ``"user:dashboard"``
     only for the user. Fails with 403 ``feature-required``.
     """
-    return _billing_guard("feature", name, ErrorReason.FEATURE_REQUIRED)
+    return _billing_guard("feature", name, ErrorReason.FEATURE_REQUIRED, auth)
 
 
-def require_plan(name: str) -> ClaimsDependency:
+def require_plan(name: str, *, auth: ClerkAuth | None = None) -> ClaimsDependency:
     """A dependency that passes when the active plan (the ``pla`` claim) is ``name``, with the
     same scope rules as :func:`require_feature`. Fails with 403 ``plan-required``."""
-    return _billing_guard("plan", name, ErrorReason.PLAN_REQUIRED)
+    return _billing_guard("plan", name, ErrorReason.PLAN_REQUIRED, auth)
 
 
 # -- reverification ----------------------------------------------------------------------
@@ -194,7 +211,7 @@ def reverification_error(
 
 
 def require_reverification(
-    level: str = "strict", *, after_minutes: int | None = None
+    level: str = "strict", *, after_minutes: int | None = None, auth: ClerkAuth | None = None
 ) -> ClaimsDependency:
     """A dependency that passes when the user verified recently enough (the ``fva`` claim).
 
@@ -215,7 +232,7 @@ def require_reverification(
         name = f"require_reverification({level!r})"
     else:
         name = f"require_reverification(level={level!r}, after_minutes={after_minutes})"
-    return _guard(name, check)
+    return _guard(name, check, auth)
 
 
 # -- OpenAPI -----------------------------------------------------------------------------

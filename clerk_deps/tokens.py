@@ -24,9 +24,9 @@ from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .keys import KeySource, key_source_for
 from .settings import ClerkSettings, get_settings
-from .token_cache import token_cache_for
+from .token_cache import TokenCache, token_cache_for
 
-__all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_token"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_prepared", "verify_token"]
 
 MAX_TOKEN_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 32
@@ -57,6 +57,22 @@ async def verify_token(
     cache = token_cache_for(
         source, settings.verification_policy(), settings.token_cache_size, settings.leeway
     )
+    return await verify_prepared(token, settings, source, cache, now)
+
+
+async def verify_prepared(
+    token: str,
+    settings: ClerkSettings,
+    source: KeySource,
+    cache: TokenCache | None,
+    now: float,
+) -> ClerkClaims:
+    """:func:`verify_token` with the key source and token cache of ``settings`` already
+    looked up (``ClerkAuth`` does that once per instance instead of once per request).
+
+    Every verification, cached or not, goes through here: a check that applies to every
+    accepted token belongs in this function, not in :func:`verify_token`.
+    """
     key_version = source.version
     if cache is not None:
         cached = cache.get(token, now, key_version)

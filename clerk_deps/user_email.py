@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from .auth import ClerkAuth, default_auth
 from .backend_api import ClerkAPIError, ClerkBackendAPI, primary_email_address
 from .claims import ClerkClaims
-from .dependencies import CurrentUserDep, resolve_settings
 from .settings import ClerkSettings
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "EmailLookup",
     "email_lookup_for",
     "require_clerk_user_with_email",
+    "user_with_email_dependency",
 ]
 
 logger = logging.getLogger("clerk_deps")
@@ -129,24 +131,48 @@ def _warn_no_secret_once() -> None:
         logger.warning("clerk_deps: CLERK_SECRET_KEY is not set, so email cannot be looked up")
 
 
-async def require_clerk_user_with_email(conn: HTTPConnection, user: CurrentUserDep) -> ClerkClaims:
-    """Like ``require_clerk_user``, with ``email`` filled from the Backend API when missing.
+def user_with_email_dependency(auth: ClerkAuth) -> Callable[..., Awaitable[ClerkClaims]]:
+    """The dependency behind ``auth.user_with_email``: ``auth.user`` with ``email`` filled in
+    from the Backend API of the token's instance."""
 
-    Needs ``CLERK_SECRET_KEY``; without it, or when the lookup fails, ``email`` stays ``None``
-    and the request goes on.
-    """
-    if user.email:
-        return user
-    lookup = email_lookup_for(await resolve_settings(conn))
-    if lookup is None:
-        _warn_no_secret_once()
-        return user
-    email = await lookup.primary_email(user.sub)
-    if email is None:
-        return user
-    enriched = user.model_copy(update={"email": email})
-    conn.state.clerk_user = enriched
-    return enriched
+    async def dependency(conn: HTTPConnection, user: ClerkClaims) -> ClerkClaims:
+        if user.email:
+            return user
+        lookup = email_lookup_for(await auth.settings_for(conn, user))
+        if lookup is None:
+            _warn_no_secret_once()
+            return user
+        email = await lookup.primary_email(user.sub)
+        if email is None:
+            return user
+        enriched = user.model_copy(update={"email": email})
+        conn.state.clerk_user = enriched
+        return enriched
+
+    # Built here, not from annotations: the dependency on ``auth.user`` differs per ClerkAuth.
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("conn", _KEYWORD, annotation=HTTPConnection),
+            inspect.Parameter(
+                "user", _KEYWORD, annotation=Annotated[ClerkClaims, Depends(auth.user)]
+            ),
+        ],
+        return_annotation=ClerkClaims,
+    )
+    dependency.__name__ = dependency.__qualname__ = "user_with_email"
+    dependency.__doc__ = user_with_email_dependency.__doc__
+    return dependency
+
+
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+require_clerk_user_with_email = default_auth.user_with_email
+"""Like ``require_clerk_user``, with ``email`` filled from the Backend API when missing.
+
+Needs ``CLERK_SECRET_KEY``; without it, or when the lookup fails, ``email`` stays ``None``
+and the request goes on."""
+require_clerk_user_with_email.__name__ = "require_clerk_user_with_email"
+require_clerk_user_with_email.__qualname__ = "require_clerk_user_with_email"
 
 
 CurrentUserWithEmailDep = Annotated[ClerkClaims, Depends(require_clerk_user_with_email)]

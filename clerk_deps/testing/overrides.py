@@ -8,17 +8,16 @@ clock. ``override_clerk_settings`` points real verification at a ``TestIssuer`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
+from ..auth import ClerkAuth, default_auth
 from ..claims import ClerkClaims
-from ..dependencies import optional_clerk_user, require_clerk_user
 from ..settings import ClerkSettings, get_settings
-from ..user_email import require_clerk_user_with_email
 from .issuer import DEFAULT_ISSUER
 
 __all__ = ["build_claims", "override_clerk_settings", "override_clerk_user"]
@@ -63,15 +62,6 @@ def build_claims(
     )
 
 
-# Every public dependency that yields the signed-in user. The email one is included so that
-# overriding the user never triggers a Backend API lookup in a test.
-_USER_DEPENDENCIES: tuple[Callable[..., Any], ...] = (
-    require_clerk_user,
-    optional_clerk_user,
-    require_clerk_user_with_email,
-)
-
-
 @contextmanager
 def _overridden(
     app: FastAPI, replacements: Mapping[Callable[..., Any], Callable[..., Any]]
@@ -91,22 +81,29 @@ def _overridden(
 
 @contextmanager
 def override_clerk_user(
-    app: FastAPI, claims: ClerkClaims | Mapping[str, Any] | None = None, **fields: Any
+    app: FastAPI,
+    claims: ClerkClaims | Mapping[str, Any] | None = None,
+    *,
+    auth: ClerkAuth | None = None,
+    **fields: Any,
 ) -> Iterator[ClerkClaims]:
     """Sign every request to ``app`` in as one user, without tokens, for the ``with`` block.
 
     Routes using ``require_clerk_user`` (so ``CurrentUserDep``, ``OptionalUserDep``,
     ``CurrentUserWithEmailDep`` and every authorization dependency built on them) receive these
-    claims, without any Backend API call, and
-    ``request.state.clerk_user`` is set as after a real verification. ``claims`` is a
-    ``ClerkClaims``, a payload mapping, or ``None`` for defaults; ``fields`` update it::
+    claims, without any Backend API call, and ``request.state.clerk_user`` is set as after a
+    real verification. With ``auth=clerk``, the same for every dependency of that
+    :class:`ClerkAuth` (``clerk.user``, ``clerk.optional_user``, ``clerk.user_with_email`` and
+    the factories bound with ``auth=clerk``). ``claims`` is a ``ClerkClaims``, a payload
+    mapping, or ``None`` for defaults; ``fields`` update it::
 
         with override_clerk_user(app, sub="user_1", org_role="admin") as user:
             assert client.get("/me").json()["user_id"] == user.sub
 
     On exit the overrides that were there before (including an earlier override of the same
     dependency) are put back. Authorization still runs: a route that needs ``org:admin``
-    answers 403 for a user without it.
+    answers 403 for a user without it. The app's lifespan (``clerk_lifespan``,
+    ``clerk.lifespan``) needs no Clerk configuration while the user is overridden.
     """
     user = build_claims(claims, **fields)
 
@@ -114,20 +111,41 @@ def override_clerk_user(
         conn.state.clerk_user = user
         return user
 
-    with _overridden(app, {dependency: signed_in_user for dependency in _USER_DEPENDENCIES}):
+    dependencies = (default_auth if auth is None else auth).user_dependencies()
+    with _overridden(app, dict.fromkeys(dependencies, signed_in_user)):
         yield user
 
 
 @contextmanager
-def override_clerk_settings(app: FastAPI, settings: ClerkSettings) -> Iterator[ClerkSettings]:
+def override_clerk_settings(
+    app: FastAPI,
+    settings: ClerkSettings | Sequence[ClerkSettings],
+    *,
+    auth: ClerkAuth | None = None,
+) -> Iterator[ClerkSettings | Sequence[ClerkSettings]]:
     """Make ``app`` verify tokens with ``settings`` for the ``with`` block.
 
-    Typically ``clerk_issuer.settings()`` or ``fake_clerk.settings()``. The previous override of
-    ``get_settings``, if any, is restored on exit.
+    Typically ``clerk_issuer.settings()`` or ``fake_clerk.settings()``. Without ``auth``, this
+    overrides ``get_settings`` (the module-level dependencies read it). With ``auth=clerk``,
+    every dependency of that :class:`ClerkAuth` verifies with ``ClerkAuth(settings)`` instead
+    (``settings`` may then be a list: several instances). What was overridden before is
+    restored on exit.
     """
+    if auth is None:
+        if not isinstance(settings, ClerkSettings):
+            raise TypeError(
+                "override_clerk_settings: several instances need auth=<the app's ClerkAuth>"
+            )
+        single = settings
 
-    def configured() -> ClerkSettings:
-        return settings
+        def configured() -> ClerkSettings:
+            return single
 
-    with _overridden(app, {get_settings: configured}):
+        with _overridden(app, {get_settings: configured}):
+            yield settings
+        return
+    replacement = ClerkAuth(settings)
+    with _overridden(
+        app, dict(zip(auth.user_dependencies(), replacement.user_dependencies(), strict=True))
+    ):
         yield settings
