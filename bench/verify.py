@@ -1,0 +1,61 @@
+"""Rows that time one verification: the floor, and ``verify_token`` cold and warm.
+
+``verify_token`` is a coroutine function that does not suspend when the key is at hand
+(``CLERK_JWT_KEY``, or a key set already fetched), so each call is driven with
+``coro.send(None)``: exactly the work ``await verify_token(...)`` costs inside a request,
+without timing an event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from harness import Measurement, drive, forget_verified_tokens
+
+from clerk_deps import ClerkSettings, verify_token
+
+
+def floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str]) -> Measurement:
+    """The floor: ``cryptography``'s RS256 check of each token's signature over its signing
+    input, both decoded ahead of timing. No verifier can do less."""
+    parts = []
+    for token in tokens:
+        header, payload, signature = token.split(".")
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        parts.append((raw, f"{header}.{payload}".encode("ascii")))
+    verify, pkcs1, sha256 = public_key.verify, padding.PKCS1v15(), hashes.SHA256()
+
+    def run() -> int:
+        for signature, signing_input in parts:
+            verify(signature, signing_input, pkcs1, sha256)
+        return len(parts)
+
+    return Measurement("floor", run)
+
+
+def verify_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:
+    """Cold: each call verifies a token it has never seen (every verified-token cache is
+    emptied before each repeat, untimed). Includes remembering the result in the cache."""
+
+    def run() -> int:
+        for token in tokens:
+            drive(verify_token(token, settings))
+        return len(tokens)
+
+    return Measurement("cold", run, forget_verified_tokens)
+
+
+def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement:
+    """Warm: one token again and again (a browser's next requests within the token's minute):
+    a cache hit, with ``exp``/``nbf`` checked again on each call."""
+    batch = [token] * iterations
+
+    def run() -> int:
+        for same in batch:
+            drive(verify_token(same, settings))
+        return iterations
+
+    return Measurement("warm", run, lambda: drive(verify_token(token, settings)))
