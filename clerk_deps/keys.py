@@ -76,6 +76,13 @@ class KeySource(Protocol):
     async def warm_up(self) -> None:
         """Load keys ahead of the first request."""
 
+    def trusts_cached(self) -> bool:
+        """Whether verifications made with the current keys may be served from a cache now.
+
+        ``False`` when the keys are due for a refresh: the caller then verifies afresh, which
+        refreshes them. Called on every cache hit, so it must cost next to nothing.
+        """
+
 
 class StaticKeySource:
     """A single PEM public key; the token's ``kid`` is not consulted."""
@@ -88,6 +95,9 @@ class StaticKeySource:
     async def get_key(self, kid: str | None) -> Key:
         return self._key
 
+    def trusts_cached(self) -> bool:
+        return True
+
     async def warm_up(self) -> None:
         return None
 
@@ -99,6 +109,8 @@ class _FetchError(Exception):
 # A Clerk key set is about 1 KiB; a body far larger means a misconfigured URL, and reading it
 # whole would cost memory and event-loop time.
 MAX_KEY_SET_BYTES = 256 * 1024
+# Rotated-out kids remembered for a precise message; Clerk rotates rarely, so a few suffice.
+_MAX_RETIRED_KIDS = 16
 
 
 @dataclass(frozen=True)
@@ -133,6 +145,7 @@ class JwksKeySource:
         self.timeout = timeout
         self.clock = clock
         self._keys: dict[str, Key] = {}
+        self._retired: dict[str, None] = {}  # kids a refresh dropped, oldest first
         self._fresh_until = -math.inf
         self._last_attempt = -math.inf
         self._last_failed = False
@@ -157,6 +170,19 @@ class JwksKeySource:
     def kids(self) -> list[str]:
         """The ``kid`` of every cached key."""
         return list(self._keys)
+
+    def trusts_cached(self) -> bool:
+        # Inside the TTL the keys are current. Past it, a cache hit must not outlive a key
+        # Clerk has dropped, so the caller verifies afresh and its get_key refreshes the set
+        # (one fetch per TTL, shared). While the key server is failing, known keys keep
+        # serving (as get_key does) and a background retry starts once per cooldown.
+        now = self.clock()
+        if now < self._fresh_until:
+            return True
+        if self._last_failed:
+            self._refresh_in_background(now)
+            return True
+        return False
 
     async def get_key(self, kid: str | None) -> Key:
         if not kid:
@@ -184,13 +210,24 @@ class JwksKeySource:
             raise self._unavailable()
         key = self._keys.get(kid)
         if key is None:
-            raise ClerkAuthError(
-                ErrorReason.JWK_KID_MISMATCH,
-                f"no key with this token's kid in the key set at {self._location.describe()}; "
-                "if Clerk keys were rotated, the new key set is picked up within "
-                "CLERK_JWKS_REFRESH_COOLDOWN seconds",
-            )
+            raise ClerkAuthError(ErrorReason.JWK_KID_MISMATCH, self._unknown_kid_message(kid))
         return key
+
+    def _unknown_kid_message(self, kid: str) -> str:
+        where = self._location.describe()
+        if kid in self._retired:
+            return (
+                f"the key that signed this token has been removed from the key set at {where} "
+                "(Clerk's signing keys were rotated), so the token can no longer be "
+                "verified; the client must fetch a fresh session token (sign in again if "
+                "the session started before the rotation)"
+            )
+        return (
+            f"no key with this token's kid in the key set at {where}: the token comes from "
+            "another Clerk instance, or was signed by a key that has since been rotated out "
+            "(then the client must fetch a fresh session token); if Clerk keys were just "
+            "rotated, the new key set is picked up within CLERK_JWKS_REFRESH_COOLDOWN seconds"
+        )
 
     async def warm_up(self) -> None:
         await self._refresh()
@@ -251,7 +288,14 @@ class JwksKeySource:
                 keys[k].to_dict() != self._keys[k].to_dict() for k in keys
             ):
                 self._version += 1
-            # The fetched set replaces the cache: a key Clerk no longer publishes is revoked.
+            # The fetched set replaces the cache: a key Clerk no longer publishes is revoked,
+            # and remembered as rotated out (bounded) to tell its tokens' clients what to do.
+            for kid in self._keys.keys() - keys.keys():
+                self._retired[kid] = None
+            for kid in keys.keys() & self._retired.keys():
+                del self._retired[kid]
+            while len(self._retired) > _MAX_RETIRED_KIDS:
+                del self._retired[next(iter(self._retired))]
             self._keys = keys
             self._fresh_until = self.clock() + self.ttl
             self._last_failed = False

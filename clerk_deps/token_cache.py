@@ -4,11 +4,15 @@ A token that passed every check is kept, keyed by its exact text, until it expir
 next request with it costs a dictionary lookup instead of an RSA verification. Only tokens
 that passed are stored (a flood of garbage costs no memory), the cache is bounded (least
 recently used out), every hit re-checks ``exp`` and ``nbf`` against the clock, and the whole
-cache is emptied when the key set behind it changes.
+cache is emptied when the key set behind it changes. Hits are served only while the key
+source trusts its keys (:meth:`KeySource.trusts_cached`): once the key set is due for a
+refresh, the next request verifies afresh, which refreshes it, so a key Clerk has dropped
+stops serving cached verifications as it stops serving fresh ones.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import weakref
@@ -31,7 +35,9 @@ class TokenCache:
     def __init__(self, max_size: int, leeway: float) -> None:
         self.max_size = max_size
         self.leeway = leeway
-        self._entries: OrderedDict[str, ClerkClaims] = OrderedDict()
+        # token -> (claims, exp + leeway, nbf - leeway): the bounds from the token's exact
+        # (possibly fractional) NumericDates, so a hit is judged as a fresh verification is.
+        self._entries: OrderedDict[str, tuple[ClerkClaims, float, float]] = OrderedDict()
         self._key_version: int | None = None
         self._lock = threading.RLock()  # re-entrant: a locked read may flush or expire
 
@@ -53,14 +59,15 @@ class TokenCache:
         if key_version != self._key_version:
             self._flush(key_version)
             return None
-        claims = self._entries.get(token)
-        if claims is None:
+        entry = self._entries.get(token)
+        if entry is None:
             return None
-        if claims.exp + self.leeway <= now:
+        claims, expires_at, active_from = entry
+        if expires_at <= now:
             with self._lock:
                 self._entries.pop(token, None)
             return None
-        if claims.nbf is not None and claims.nbf - self.leeway > now:
+        if active_from > now:
             return None
         # not contextlib.suppress: a context manager would cost as much as the lookup itself
         try:  # noqa: SIM105
@@ -69,8 +76,24 @@ class TokenCache:
             pass
         return claims
 
-    def put(self, token: str, claims: ClerkClaims, key_version: int) -> None:
-        """Remember a token that passed every check under keys of ``key_version``."""
+    def put(
+        self,
+        token: str,
+        claims: ClerkClaims,
+        key_version: int,
+        *,
+        exp: float | None = None,
+        nbf: float | None = None,
+    ) -> None:
+        """Remember a token that passed every check under keys of ``key_version``.
+
+        ``exp`` and ``nbf`` are the token's exact NumericDates (``claims`` keeps whole
+        seconds); they default to those of ``claims``.
+        """
+        exp = claims.exp if exp is None else exp
+        nbf = claims.nbf if nbf is None else nbf
+        active_from = -math.inf if nbf is None else nbf - self.leeway
+        entry = (claims, exp + self.leeway, active_from)
         with self._lock:
             if key_version != self._key_version:
                 self._entries.clear()
@@ -82,7 +105,7 @@ class TokenCache:
                 # evict first, so the size never exceeds the bound, not even for an instant
                 while entries and len(entries) >= self.max_size:
                     entries.popitem(last=False)
-            entries[token] = claims
+            entries[token] = entry
 
     def _flush(self, key_version: int) -> None:
         with self._lock:

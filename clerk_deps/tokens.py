@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .keys import KeySource, key_source_for
-from .settings import ClerkSettings, get_settings
+from .settings import ClerkSettings, get_settings, issuer_from_publishable_key
 from .token_cache import TokenCache, token_cache_for
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_prepared", "verify_token"]
@@ -74,19 +74,21 @@ async def verify_prepared(
     accepted token belongs in this function, not in :func:`verify_token`.
     """
     key_version = source.version
-    if cache is not None:
+    # A hit is served only while the keys are trusted; a key set due for a refresh makes this
+    # request verify afresh, which refreshes it (a dropped key then fails as jwk-kid-mismatch).
+    if cache is not None and source.trusts_cached():
         cached = cache.get(token, now, key_version)
         if cached is not None:
             return cached
-    claims = await _verify(token, settings, source, now)
+    claims, payload = await _verify(token, settings, source, now)
     if cache is not None:
-        cache.put(token, claims, key_version)
+        cache.put(token, claims, key_version, exp=payload["exp"], nbf=payload.get("nbf"))
     return claims
 
 
 async def _verify(
     token: str, settings: ClerkSettings, source: KeySource, now: float
-) -> ClerkClaims:
+) -> tuple[ClerkClaims, dict[str, Any]]:
     header, payload, signing_input, signature = _split(token)
     _check_critical(header)
     _check_algorithm(header)
@@ -103,7 +105,7 @@ async def _verify(
     _check_authorized_party(payload, settings)
     _check_session_status(payload, settings)
     try:
-        return ClerkClaims.from_payload(payload)
+        return ClerkClaims.from_payload(payload), payload
     except ValidationError as error:
         fields = sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})
         raise _invalid(
@@ -321,11 +323,32 @@ def _check_issuer(payload: dict[str, Any], settings: ClerkSettings) -> None:
         return
     iss = payload.get("iss")
     if iss != settings.issuer:
-        shown = "missing" if iss is None else _quoted(iss)
-        raise _invalid(
-            ErrorReason.TOKEN_INVALID_ISSUER,
-            f"iss {shown} does not match CLERK_ISSUER {settings.issuer!r}",
-        )
+        raise _invalid(ErrorReason.TOKEN_INVALID_ISSUER, _issuer_message(iss, settings))
+
+
+def _issuer_message(iss: Any, settings: ClerkSettings) -> str:
+    # Runs only after the signature verified, so the token's iss may be shown.
+    shown = "missing" if iss is None else _quoted(iss)
+    issuer = settings.issuer
+    setting = "the issuer of CLERK_PUBLISHABLE_KEY" if _from_key(settings) else "CLERK_ISSUER"
+    text = f"iss {shown} does not match {setting} {issuer!r}"
+    if isinstance(iss, str) and iss.rstrip("/") == issuer:
+        return f"{text}; the token's iss has a trailing slash, which Clerk never sends"
+    return (
+        f"{text}: the token comes from another Clerk instance. If this app should accept "
+        "that instance's tokens, set CLERK_ISSUER (or CLERK_PUBLISHABLE_KEY) to its values; "
+        "otherwise the client must sign in to the instance this app is configured for"
+    )
+
+
+def _from_key(settings: ClerkSettings) -> bool:
+    """Whether the configured issuer is the one the publishable key names."""
+    if settings.publishable_key is None:
+        return False
+    try:
+        return issuer_from_publishable_key(settings.publishable_key) == settings.issuer
+    except ValueError:  # pragma: no cover - settings validated the key
+        return False
 
 
 def _check_audience(payload: dict[str, Any], settings: ClerkSettings) -> None:

@@ -247,3 +247,21 @@ async def test_a_respelled_token_is_refused_and_never_a_second_entry() -> None:
         assert error.value.reason is ErrorReason.TOKEN_INVALID
     assert len(cache) == before
     assert (await verify_token(token, settings)).sub == "user_spelling"
+
+
+async def test_hits_compare_fractional_numeric_dates_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = ISSUER.settings(leeway=0)
+    counter = CountingSource(settings, monkeypatch)
+    token = ISSUER.token("user_fraction", iat=T0, nbf=T0 + 0.5, exp=T0 + 60.5)
+    await verify_token(token, settings, clock=lambda: T0 + 0.6)
+    assert (await verify_token(token, settings, clock=lambda: T0 + 60.4)).sub == "user_fraction"
+    assert counter.calls == 1  # a hit until exp = T0 + 60.5 exactly, not its whole second
+    for now, reason in [
+        (T0 + 0.4, ErrorReason.TOKEN_NOT_ACTIVE_YET),  # before nbf = T0 + 0.5
+        (T0 + 60.5, ErrorReason.TOKEN_EXPIRED),
+    ]:
+        with pytest.raises(ClerkAuthError) as error:
+            await verify_token(token, settings, clock=lambda now=now: now)
+        assert error.value.reason is reason

@@ -528,3 +528,32 @@ def test_valid_token_claims_reach_the_route() -> None:
     assert body["session_id"].startswith("sess_")
     assert body["email"] == "a@example.com"
     assert body["plan"] == "pro"
+
+
+def test_issuer_mismatch_says_which_setting_to_change() -> None:
+    other = "https://other-app.clerk.accounts.dev"
+    client = TestClient(make_app(ISSUER.settings()))
+    detail = client.get("/me", **bearer(ISSUER.token(iss=other))).json()["detail"]
+    assert detail["reason"] == "token-invalid-issuer"
+    message = detail["message"]
+    assert f"iss {other!r} does not match CLERK_ISSUER {ISSUER.issuer!r}" in message
+    assert "another Clerk instance" in message
+    assert "CLERK_ISSUER (or CLERK_PUBLISHABLE_KEY)" in message
+
+
+def test_issuer_mismatch_names_the_publishable_key_when_the_issuer_comes_from_it() -> None:
+    host = "configured-app.clerk.accounts.dev"
+    publishable_key = "pk_test_" + base64.b64encode(f"{host}$".encode()).decode()
+    settings = ISSUER.settings(issuer=None, publishable_key=publishable_key)
+    client = TestClient(make_app(settings))
+    detail = client.get("/me", **bearer(ISSUER.token())).json()["detail"]
+    assert detail["reason"] == "token-invalid-issuer"
+    assert f"does not match the issuer of CLERK_PUBLISHABLE_KEY 'https://{host}'" in (
+        detail["message"]
+    )
+
+
+def test_issuer_with_a_trailing_slash_is_named() -> None:
+    client = TestClient(make_app(ISSUER.settings()))
+    detail = client.get("/me", **bearer(ISSUER.token(iss=ISSUER.issuer + "/"))).json()["detail"]
+    assert "trailing slash" in detail["message"]

@@ -313,6 +313,94 @@ async def test_a_rotated_key_is_accepted_after_one_fetch_once_the_cooldown_allow
     assert key_server.count == 2
 
 
+# -- cached verifications last only while their key is trusted ----------------------------
+
+
+async def test_a_cache_hit_is_refused_once_a_refresh_drops_its_key(key_server: KeyServer) -> None:
+    """Every request presents the same (cached) token: the hits themselves must let the key
+    set be refreshed, and once Clerk stops publishing the key, the token fails as a fresh
+    verification would, telling the client to fetch a fresh token."""
+    settings = jwks_settings(key_server)
+    clock = FakeClock()
+    source = cache_of(settings, clock)
+    token = ISSUER.token("user_old_key", exp=int(time.time()) + 3600)
+    assert (await verify_token(token, settings)).sub == "user_old_key"
+    assert key_server.count == 1
+
+    key_server.serve(ROTATED)  # Clerk rotates: the key that signed `token` is gone
+    clock.advance(TTL / 2)
+    assert (await verify_token(token, settings)).sub == "user_old_key"  # keys still fresh
+    assert key_server.count == 1
+
+    clock.advance(TTL / 2)  # the key set is due for a refresh: the next hit triggers it
+    for _ in range(3):
+        with pytest.raises(ClerkAuthError) as caught:
+            await verify_token(token, settings)
+        assert caught.value.reason is ErrorReason.JWK_KID_MISMATCH
+        assert "fetch a fresh session token" in caught.value.message
+        assert "rotated" in caught.value.message
+    assert key_server.count == 2  # one refresh; the refusals after it cost no fetch
+    assert source.kids() == ["ins_rotated"]
+    assert (await verify_token(ROTATED.token("user_new_key"), settings)).sub == "user_new_key"
+
+
+async def test_a_refresh_by_another_request_ends_the_hits_of_a_dropped_key(
+    key_server: KeyServer,
+) -> None:
+    settings = jwks_settings(key_server)
+    clock = FakeClock()
+    cache_of(settings, clock)
+    old = ISSUER.token("user_old_key", exp=int(time.time()) + 3600)
+    await verify_token(old, settings)
+    key_server.serve(ROTATED)
+    clock.advance(COOLDOWN)
+    # a token of the new key refreshes the set (unknown kid, cooldown over)
+    assert (await verify_token(ROTATED.token("user_new"), settings)).sub == "user_new"
+    assert key_server.count == 2
+    with pytest.raises(ClerkAuthError) as caught:
+        await verify_token(old, settings)
+    assert caught.value.reason is ErrorReason.JWK_KID_MISMATCH
+    assert "fetch a fresh session token" in caught.value.message
+
+
+async def test_cache_hits_keep_serving_when_the_refresh_returns_the_same_keys(
+    key_server: KeyServer,
+) -> None:
+    settings = jwks_settings(key_server)
+    clock = FakeClock()
+    source = cache_of(settings, clock)
+    token = ISSUER.token("user_kept", exp=int(time.time()) + 3600)
+    first = await verify_token(token, settings)
+    version = source.version
+    clock.advance(TTL + 1)
+    second = await verify_token(token, settings)  # verified afresh, refreshing the keys
+    assert second == first and second is not first
+    assert key_server.count == 2 and source.version == version
+    for _ in range(3):
+        assert await verify_token(token, settings) is second  # hits again
+    assert key_server.count == 2
+
+
+async def test_cache_hits_keep_serving_while_the_key_server_is_down(
+    key_server: KeyServer,
+) -> None:
+    settings = jwks_settings(key_server)
+    clock = FakeClock()
+    source = cache_of(settings, clock)
+    token = ISSUER.token("user_outage", exp=int(time.time()) + 3600)
+    first = await verify_token(token, settings)
+    await key_server.astop()
+    clock.advance(TTL + 1)
+    assert (await verify_token(token, settings)).sub == "user_outage"  # waits one failed fetch
+    assert source.fetch_count == 2
+    for _ in range(5):  # then hits, and one background retry per cooldown
+        assert await verify_token(token, settings) is not None
+    clock.advance(COOLDOWN)
+    assert (await verify_token(token, settings)).sub == first.sub
+    await source.wait_for_refresh()
+    assert source.fetch_count == 3
+
+
 # -- header checks come before the key lookup ---------------------------------------------
 
 WRONG_KIND = [
