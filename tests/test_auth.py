@@ -1,6 +1,7 @@
 """ClerkAuth with one instance: configuration in code, no per-request look-ups, binding of the
 authorization factories, the module-level defaults, start-up and the testing kit."""
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 import clerk_deps.instances
 from clerk_deps import (
     ClerkAuth,
+    ClerkAuthError,
     ClerkClaims,
     ClerkSettings,
     clerk_lifespan,
@@ -333,3 +335,24 @@ def test_lifespan_of_an_instance_loads_its_keys(
     app = _protected_app(clerk.lifespan, clerk.user)
     with TestClient(app) as client:
         assert client.get("/me", headers=bearer(ISSUER.token("u_l"))).json() == "u_l"
+
+
+def test_test_issuer_plays_several_instances() -> None:
+    one, two, three = TestIssuer.several(3)
+    assert len({one.issuer, two.issuer, three.issuer}) == 3
+    assert len({one.kid, two.kid, three.kid}) == 3
+    assert len({one.public_pem, two.public_pem, three.public_pem}) == 3
+    assert TestIssuer.several(1)[0].public_pem == one.public_pem  # keys are reused
+    shared = TestIssuer.several(2, kid="ins_same")
+    assert {i.kid for i in shared} == {"ins_same"}
+    with pytest.raises(ValueError, match="at least 1"):
+        TestIssuer.several(0)
+    # a token for instance one signed by instance two's key (or any key)
+    for signer in (two, two.private_key):
+        forged = one.forged_token(signed_by=signer)
+        assert forged.split(".")[0] == one.token().split(".")[0]  # one's header and kid
+        with pytest.raises(ClerkAuthError) as refused:
+            asyncio.run(ClerkAuth(one.settings()).verify(forged))
+        assert refused.value.reason.value == "token-invalid-signature"
+        verified = asyncio.run(ClerkAuth(two.settings(issuer=one.issuer)).verify(forged))
+        assert verified.iss == one.issuer  # it is two's signature indeed

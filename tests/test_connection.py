@@ -1,6 +1,7 @@
 """Where the session token comes from: the Authorization header (with or without a scheme), the
 session cookie (suffixed per instance, never ambiguous)."""
 
+import base64
 from typing import Annotated, Any
 
 import pytest
@@ -137,3 +138,41 @@ def test_the_suffixed_cookie_is_read_first_then_the_plain_one() -> None:
     assert reason(tossed) == "token-invalid"
     missing = client.get("/me")
     assert "__session" in missing.json()["detail"]["message"]
+
+
+def publishable_key_of(issuer: TestIssuer) -> str:
+    host = issuer.issuer.removeprefix("https://")
+    return "pk_test_" + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+
+
+def test_several_instances_read_their_suffixed_cookies() -> None:
+    prod, staging = TestIssuer.several(2)
+    settings = [i.settings(publishable_key=publishable_key_of(i)) for i in (prod, staging)]
+    clerk = ClerkAuth(settings)
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(user: Annotated[ClerkClaims, Depends(clerk.user)]) -> str:
+        return f"{user.sub}@{user.iss}"
+
+    client = TestClient(app)
+    prod_cookie, staging_cookie = (
+        session_cookie_names("__session", s.publishable_key)[0] for s in settings
+    )
+    assert prod_cookie != staging_cookie
+    staging_token, plain = staging.token("user_s"), prod.token("user_p")
+    only_staging = f"__session={plain}; {staging_cookie}={staging_token}"
+    assert client.get("/me", headers={"Cookie": only_staging}).json() == (
+        f"user_s@{staging.issuer}"
+    )
+    assert client.get("/me", headers={"Cookie": f"__session={plain}"}).json() == (
+        f"user_p@{prod.issuer}"
+    )
+    tossed = f"{staging_cookie}={staging_token}; {staging_cookie}={plain}"
+    assert reason(client.get("/me", headers={"Cookie": tossed})) == "token-invalid"
+    assert reason(client.get("/me")) == "session-token-missing"
+
+
+def test_an_empty_session_cookie_is_no_token(client: TestClient) -> None:
+    response = client.get("/me", headers={"Cookie": "__session=; theme=dark"})
+    assert reason(response) == "session-token-missing"

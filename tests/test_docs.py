@@ -296,9 +296,7 @@ def run_quickstart(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFix
         assert expired.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
 
-def run_settings_in_code(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def run_settings_in_code(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     issuer = TestIssuer()
     trust(issuer, monkeypatch)
     monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "https://overridden.example")

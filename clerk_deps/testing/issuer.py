@@ -44,9 +44,11 @@ DEFAULT_KID = "ins_test_key"
 SESSION_LIFETIME = 60
 CLOCK_SKEW = 10  # Clerk back-dates nbf by the instance's allowed clock skew
 
-# Key slots: 0 signs for TestIssuer, 1 forges, 2 and up are FakeClerk's (one per rotation).
+# Key slots: 0 signs for TestIssuer, 1 forges, 2 and up are FakeClerk's (one per rotation),
+# 1000 and up are the instances of TestIssuer.several().
 ISSUER_SLOT = 0
 FORGER_SLOT = 1
+INSTANCE_SLOTS = 1000
 
 _keys: dict[int, rsa.RSAPrivateKey] = {}
 _keys_lock = threading.Lock()
@@ -232,6 +234,29 @@ class TestIssuer:
     def __repr__(self) -> str:
         return f"TestIssuer(issuer={self.issuer!r}, kid={self.kid!r})"
 
+    @classmethod
+    def several(cls, count: int = 2, *, kid: str | None = None) -> list[TestIssuer]:
+        """``count`` stand-ins for distinct Clerk instances (production, staging, ...).
+
+        Issuer ``i`` is ``https://instance-<i>.clerk.test`` with its own key pair (generated
+        once per process) and its own ``kid``; ``kid=`` gives them all the same one, to test
+        that a shared ``kid`` never lets one instance's key verify another's tokens. Trust
+        them all with ``ClerkAuth([i.settings() for i in issuers])``.
+        """
+        if count < 1:
+            raise ValueError("TestIssuer.several: count must be at least 1")
+        issuers = []
+        for index in range(1, count + 1):
+            key = shared_private_key(INSTANCE_SLOTS + index)
+            issuers.append(
+                cls(
+                    issuer=f"https://instance-{index}.clerk.test",
+                    kid=kid or key_id_for(key),
+                    private_key=key,
+                )
+            )
+        return issuers
+
     @property
     def public_pem(self) -> str:
         """The public key as PEM text, the form ``CLERK_JWT_KEY`` takes."""
@@ -375,10 +400,25 @@ class TestIssuer:
         return self.token(sub, now=now, **claims)
 
     def forged_token(
-        self, sub: str = "user_test", *, headers: dict[str, Any] | None = None, **claims: Any
+        self,
+        sub: str = "user_test",
+        *,
+        headers: dict[str, Any] | None = None,
+        signed_by: TestIssuer | rsa.RSAPrivateKey | None = None,
+        **claims: Any,
     ) -> str:
-        """A token with this issuer's header (same ``kid``) and claims, signed by another key."""
-        forger = shared_private_key(FORGER_SLOT)
-        if _same_key(forger, self.private_key):
-            forger = shared_private_key(ISSUER_SLOT)
+        """A token with this issuer's header (same ``kid``) and claims, signed by another key.
+
+        ``signed_by`` chooses that key: another ``TestIssuer`` (a token that claims to come from
+        this instance but is signed by that one) or a private key; by default, a key no issuer
+        uses.
+        """
+        if isinstance(signed_by, TestIssuer):
+            forger = signed_by.private_key
+        elif signed_by is not None:
+            forger = signed_by
+        else:
+            forger = shared_private_key(FORGER_SLOT)
+            if _same_key(forger, self.private_key):
+                forger = shared_private_key(ISSUER_SLOT)
         return sign_jwt(self.header(**(headers or {})), self.claims(sub, **claims), forger)

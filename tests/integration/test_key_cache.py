@@ -715,7 +715,6 @@ async def test_lifespan_stops_start_up_on_a_configuration_error(
     assert "CLERK_JWKS_URL" in caught.value.message
 
 
-
 async def test_lifespan_without_any_key_source_logs_one_line_and_starts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
