@@ -55,6 +55,11 @@ if TYPE_CHECKING:
         CurrentUserWithEmailDep,
         require_clerk_user_with_email,
     )
+    from .webhooks import (
+        ClerkWebhookDep,
+        ClerkWebhookEvent,
+        verify_webhook,
+    )
 
 # Public names are imported on first use (see _lazy.py): importing the package stays cheap.
 _EXPORTS = {
@@ -64,6 +69,8 @@ _EXPORTS = {
     "ClerkAuthError": ".errors",
     "ClerkClaims": ".claims",
     "ClerkSettings": ".settings",
+    "ClerkWebhookDep": ".webhooks",
+    "ClerkWebhookEvent": ".webhooks",
     "CurrentUserDep": ".dependencies",
     "CurrentUserWithEmailDep": ".user_email",
     "ErrorReason": ".errors",
@@ -80,6 +87,7 @@ _EXPORTS = {
     "require_plan": ".authz",
     "require_reverification": ".authz",
     "verify_token": ".tokens",
+    "verify_webhook": ".webhooks",
     "warm_up": ".keys",
 }
 
@@ -90,6 +98,8 @@ __all__ = [
     "ClerkAuthError",
     "ClerkClaims",
     "ClerkSettings",
+    "ClerkWebhookDep",
+    "ClerkWebhookEvent",
     "CurrentUserDep",
     "CurrentUserWithEmailDep",
     "ErrorReason",
@@ -106,6 +116,7 @@ __all__ = [
     "require_plan",
     "require_reverification",
     "verify_token",
+    "verify_webhook",
     "warm_up",
 ]
 

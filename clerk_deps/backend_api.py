@@ -90,6 +90,10 @@ class ClerkBackendAPI:
         """Create a session for ``user_id`` (Clerk allows this on test instances only)."""
         return await self._request("POST", "/v1/sessions", json={"user_id": user_id})
 
+    async def get_session(self, session_id: str) -> dict[str, Any]:
+        """The session object (``status``: ``active``, ``revoked``, ``ended``, ...)."""
+        return await self._request("GET", f"/v1/sessions/{_segment(session_id)}")
+
     async def create_session_token(
         self,
         session_id: str,

@@ -74,6 +74,12 @@ ADVICE: dict[ErrorReason, str] = {
     "this when it sees the reverification error)",
     ErrorReason.FEATURE_REQUIRED: "the user's or organization's plan lacks this feature",
     ErrorReason.PLAN_REQUIRED: "the user or organization is not on this plan",
+    ErrorReason.SESSION_REVOKED: "Clerk has ended this session (signed out, revoked or user "
+    "deleted): sign in again for a new session",
+    ErrorReason.WEBHOOK_INVALID: "check CLERK_WEBHOOK_SIGNING_SECRET (the endpoint's whsec_... "
+    "Signing Secret), pass the raw body unchanged, and keep the server clock in sync",
+    ErrorReason.SESSION_STATUS_UNAVAILABLE: "Clerk's Backend API could not tell the session's "
+    "status; retry, or set CLERK_REVOCATION_FAIL_OPEN=true to accept tokens meanwhile",
 }
 
 

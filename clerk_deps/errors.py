@@ -38,6 +38,9 @@ class ErrorReason(str, Enum):
     REVERIFICATION_REQUIRED = "reverification-required"
     FEATURE_REQUIRED = "feature-required"
     PLAN_REQUIRED = "plan-required"
+    SESSION_REVOKED = "session-revoked"
+    WEBHOOK_INVALID = "webhook-invalid"
+    SESSION_STATUS_UNAVAILABLE = "session-status-unavailable"
 
     def __str__(self) -> str:
         return self.value
@@ -60,6 +63,10 @@ def status_for(reason: ErrorReason) -> int:
         return 403
     if reason is ErrorReason.JWK_FAILED_TO_LOAD:
         return 503
+    if reason is ErrorReason.SESSION_STATUS_UNAVAILABLE:
+        return 503
+    if reason is ErrorReason.WEBHOOK_INVALID:
+        return 400
     if reason is ErrorReason.AUTH_NOT_CONFIGURED:
         return 500
     return 401

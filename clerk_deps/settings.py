@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from functools import lru_cache
-from typing import Annotated, Any, NoReturn, SupportsIndex
+from typing import Annotated, Any, Literal, NoReturn, SupportsIndex
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -145,6 +145,21 @@ class ClerkSettings(BaseSettings):
     token_cache_size: int = Field(
         default=10_000, ge=0, validation_alias=_env("CLERK_TOKEN_CACHE_SIZE")
     )
+    webhook_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("CLERK_WEBHOOK_SIGNING_SECRET"), repr=False
+    )
+    revocation: Literal["off", "webhooks", "backend_api"] = Field(
+        default="off", validation_alias=_env("CLERK_REVOCATION")
+    )
+    revocation_fail_open: bool = Field(
+        default=True, validation_alias=_env("CLERK_REVOCATION_FAIL_OPEN")
+    )
+    session_status_ttl: float = Field(
+        default=5, ge=0, le=300, validation_alias=_env("CLERK_SESSION_STATUS_TTL")
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, validation_alias=_env("CLERK_REDIS_URL"), repr=False
+    )
 
     def __init__(self, **values: Any) -> None:
         # Unknown keywords are a programming error; unknown *environment* variables are not
@@ -167,6 +182,35 @@ class ClerkSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_signing_secret", "redis_url", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("revocation", mode="before")
+    @classmethod
+    def _revocation_mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().replace("-", "_")
+            if value not in ("off", "webhooks", "backend_api"):
+                raise _setting_error(
+                    "CLERK_REVOCATION", "must be one of off, webhooks, backend_api"
+                )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise _setting_error(
+                "CLERK_REDIS_URL",
+                "must be a redis://, rediss:// or unix:// URL, e.g. redis://localhost:6379/0",
+            )
+        return SecretStr(url)
 
     @field_validator("issuer")
     @classmethod

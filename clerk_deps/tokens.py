@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .keys import KeySource, key_source_for
+from .session_status import enforce_revocation
 from .settings import ClerkSettings, get_settings, issuer_from_publishable_key
 from .token_cache import TokenCache, token_cache_for
 
@@ -79,10 +80,14 @@ async def verify_prepared(
     if cache is not None and source.trusts_cached():
         cached = cache.get(token, now, key_version)
         if cached is not None:
+            if settings.revocation != "off":
+                await enforce_revocation(cached, settings, now)
             return cached
     claims, payload = await _verify(token, settings, source, now)
     if cache is not None:
         cache.put(token, claims, key_version, exp=payload["exp"], nbf=payload.get("nbf"))
+    if settings.revocation != "off":
+        await enforce_revocation(claims, settings, now)
     return claims
 
 

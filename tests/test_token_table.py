@@ -88,6 +88,14 @@ def now() -> int:
     return int(time.time())
 
 
+def revoked_session() -> dict[str, Any]:
+    """A session Clerk has ended, as a verified session.revoked webhook reports it."""
+    from clerk_deps.revocation import revocation_list
+
+    revocation_list().revoke("session", "sess_revoked_row")
+    return bearer(ISSUER.token(sid="sess_revoked_row"))
+
+
 ROWS = [
     # -- where the token comes from ---------------------------------------------------
     Row("valid", lambda: bearer(ISSUER.token()), 200),
@@ -376,6 +384,7 @@ ROWS = [
     Row("azp not checked when unset", lambda: bearer(ISSUER.token(azp="https://any.example")), 200),
     # -- session status and token type ----------------------------------------------------
     Row("sts pending", lambda: bearer(ISSUER.token(sts="pending")), 401, "session-pending"),
+    Row("revoked session", revoked_session, 401, "session-revoked", {"revocation": "webhooks"}),
     Row(
         "sts pending accepted",
         lambda: bearer(ISSUER.token(sts="pending")),

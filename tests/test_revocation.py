@@ -1,0 +1,271 @@
+"""Revocation: verified webhook deliveries make verify_token refuse a session at once (cache
+hits included), deleted users lose every session, entries are forgotten when their tokens
+would have expired anyway, and the backend_api mode asks a real (emulated) Clerk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from clerk_deps import ClerkAuthError, ClerkClaims, ClerkSettings, verify_token, verify_webhook
+from clerk_deps.revocation import (
+    REVOCATION_HORIZON,
+    Revocation,
+    RevocationList,
+    clear_revocations,
+    revocation_list,
+)
+from clerk_deps.session_status import clear_status_checkers
+from clerk_deps.store import clear_stores
+from clerk_deps.testing import TestIssuer
+from clerk_deps.testing.fakeclerk import FakeClerk
+from clerk_deps.webhooks import sign_webhook
+
+SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
+ISSUER = TestIssuer()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state() -> Iterator[None]:
+    clear_revocations()
+    clear_stores()
+    clear_status_checkers()
+    yield
+    clear_revocations()
+    clear_stores()
+    clear_status_checkers()
+
+
+def deliver(event_type: str, data: dict[str, Any], msg_id: str = "msg_1") -> None:
+    body = json.dumps({"object": "event", "type": event_type, "data": data}).encode()
+    import time
+
+    now = int(time.time())
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(now),
+        "svix-signature": sign_webhook(SECRET, msg_id, now, body),
+    }
+    verify_webhook(body, headers, SECRET)
+
+
+async def reason_of(token: str, settings: ClerkSettings) -> str | None:
+    try:
+        await verify_token(token, settings)
+    except ClerkAuthError as error:
+        return error.reason.value
+    return None
+
+
+# -- webhooks mode ---------------------------------------------------------------------------
+
+
+async def test_a_revoked_session_is_refused_at_once_even_from_the_token_cache() -> None:
+    settings = ISSUER.settings(revocation="webhooks")
+    token = ISSUER.token("user_a", sid="sess_a")
+    other = ISSUER.token("user_a", sid="sess_b")
+    assert await reason_of(token, settings) is None  # verified and now cached
+    assert await reason_of(token, settings) is None  # a cache hit
+    deliver("session.revoked", {"id": "sess_a", "user_id": "user_a"})
+    assert await reason_of(token, settings) == "session-revoked"  # the cached token too
+    fresh = ISSUER.token("user_a", sid="sess_a")
+    assert await reason_of(fresh, settings) == "session-revoked"  # a fresh verification
+    assert await reason_of(other, settings) is None  # the user's other session is fine
+
+
+async def test_the_refusal_is_a_401_that_says_what_happened() -> None:
+    settings = ISSUER.settings(revocation="webhooks")
+    deliver("session.ended", {"id": "sess_e"})
+    with pytest.raises(ClerkAuthError) as caught:
+        await verify_token(ISSUER.token(sid="sess_e"), settings)
+    assert caught.value.status_code == 401
+    assert caught.value.headers == {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    assert "ended" in caught.value.message and "sign in again" in caught.value.message
+
+
+async def test_user_deleted_revokes_every_session_of_the_user() -> None:
+    settings = ISSUER.settings(revocation="webhooks")
+    tokens = [ISSUER.token("user_gone", sid=f"sess_{i}") for i in range(3)]
+    for token in tokens:
+        assert await reason_of(token, settings) is None
+    deliver("user.deleted", {"id": "user_gone", "deleted": True})
+    assert [await reason_of(t, settings) for t in tokens] == ["session-revoked"] * 3
+    assert await reason_of(ISSUER.token("user_kept"), settings) is None
+
+
+async def test_with_revocation_off_nothing_is_checked() -> None:
+    settings = ISSUER.settings()
+    assert settings.revocation == "off"
+    deliver("session.revoked", {"id": "sess_off"})
+    assert await reason_of(ISSUER.token(sid="sess_off"), settings) is None
+
+
+# -- the list: bounded by time -------------------------------------------------------------------
+
+
+def claims(sid: str = "sess_1", sub: str = "user_1", exp: int = 1_000_060) -> ClerkClaims:
+    return ClerkClaims(sub=sub, sid=sid, iat=exp - 60, exp=exp)
+
+
+def test_entries_are_forgotten_when_their_tokens_would_have_expired() -> None:
+    now = [1_000_000.0]
+    revocations = RevocationList(clock=lambda: now[0])
+    revocations.revoke("session", "sess_1")
+    with pytest.raises(ClerkAuthError):
+        revocations.check(claims(), now[0])
+    now[0] += REVOCATION_HORIZON + 1
+    revocations.check(claims(), now[0])  # forgotten: every token minted before has expired
+    revocations.revoke("session", "sess_2")  # the next change sweeps the old entry out
+    assert [e.id for e in revocations.snapshot()] == ["sess_2"] and len(revocations) == 1
+
+
+def test_a_longer_lived_token_extends_its_revocation() -> None:
+    now = [1_000_000.0]
+    revocations = RevocationList(clock=lambda: now[0])
+    revocations.revoke("session", "sess_1")
+    late = int(now[0] + REVOCATION_HORIZON * 3)
+    with pytest.raises(ClerkAuthError):
+        revocations.check(claims(exp=late), now[0])
+    now[0] += REVOCATION_HORIZON * 2
+    with pytest.raises(ClerkAuthError):  # still refused: that token has not expired yet
+        revocations.check(claims(exp=late), now[0])
+
+
+def test_merging_keeps_the_earliest_revocation_and_the_latest_horizon() -> None:
+    revocations = RevocationList(clock=lambda: 100.0)
+    assert revocations.add(Revocation("user", "u", 50.0, 500.0))
+    assert not revocations.add(Revocation("user", "u", 90.0, 400.0))  # adds nothing
+    assert revocations.add(Revocation("user", "u", 90.0, 900.0))
+    assert revocations.snapshot() == [Revocation("user", "u", 50.0, 900.0)]
+    assert not revocations.add(Revocation("user", "v", 10.0, 99.0))  # already expired
+    assert "users=1" in repr(revocations)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"k": "session", "i": "s", "r": 1, "f": 2}',
+        "{}",
+        "[]",
+        "nope",
+        '{"k":"x","i":"s","r":1,"f":2}',
+    ],
+)
+def test_revocations_from_the_wire_parse_or_are_ignored(text: str) -> None:
+    parsed = Revocation.from_json(text)
+    assert (parsed is not None) is text.startswith('{"k": "session"')
+    if parsed is not None:
+        assert Revocation.from_json(parsed.to_json()) == parsed
+
+
+# -- backend_api mode, against FakeClerk on 127.0.0.1 --------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeClerk]:
+    with FakeClerk().serve() as served:
+        yield served
+
+
+def status_settings(fake: FakeClerk, **overrides: Any) -> ClerkSettings:
+    values: dict[str, Any] = {"jwt_key": fake.public_pem, "revocation": "backend_api"}
+    return fake.settings(**{**values, **overrides})
+
+
+async def test_backend_api_mode_refuses_a_session_clerk_reports_revoked(fake: FakeClerk) -> None:
+    user = fake.create_user(email_address="a@example.com")
+    session = fake.create_session(user["id"])
+    token = fake.session_token(session["id"])
+    settings = status_settings(fake, session_status_ttl=0)
+    assert await reason_of(token, settings) is None
+    fake.revoke_session(session["id"])
+    assert await reason_of(token, settings) == "session-revoked"
+    # now on the revocation list: no further look-up is needed
+    calls = fake.count(f"/v1/sessions/{session['id']}", "GET")
+    assert await reason_of(token, settings) == "session-revoked"
+    assert fake.count(f"/v1/sessions/{session['id']}", "GET") == calls
+
+
+async def test_backend_api_mode_caches_status_and_makes_one_call_per_session(
+    fake: FakeClerk,
+) -> None:
+    user = fake.create_user()
+    session = fake.create_session(user["id"])
+    token = fake.session_token(session["id"])
+    settings = status_settings(fake, session_status_ttl=60)
+    results = await asyncio.gather(*(reason_of(token, settings) for _ in range(20)))
+    assert results == [None] * 20
+    assert fake.count(f"/v1/sessions/{session['id']}", "GET") == 1
+    fake.revoke_session(session["id"])  # within the TTL the cached "active" still stands
+    assert await reason_of(token, settings) is None
+
+
+async def test_a_session_clerk_does_not_know_is_refused(fake: FakeClerk) -> None:
+    settings = status_settings(fake)
+    token = fake.session_token(fake.create_session(fake.create_user()["id"])["id"])
+    unknown = ISSUER.token(sid="sess_unknown")
+    assert await reason_of(token, settings) is None
+    settings = status_settings(fake, jwt_key=ISSUER.public_pem, issuer=ISSUER.issuer)
+    assert await reason_of(unknown, settings) == "session-revoked"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("fail_open", "expected"), [(True, None), (False, "session-status-unavailable")]
+)
+async def test_when_clerk_is_unreachable_the_setting_decides(
+    fail_open: bool, expected: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = ISSUER.settings(
+        revocation="backend_api",
+        secret_key="sk_test_unreachable",
+        api_url=f"http://127.0.0.1:{closed_port()}",
+        revocation_fail_open=fail_open,
+        http_timeout=2,
+    )
+    token = ISSUER.token(sid="sess_x")
+    assert await reason_of(token, settings) == expected
+    assert "session status unavailable" in caplog.text and "sk_test_unreachable" not in caplog.text
+    if not fail_open:
+        with pytest.raises(ClerkAuthError) as caught:
+            await verify_token(token, settings)
+        assert caught.value.status_code == 503 and caught.value.headers is not None
+        assert int(caught.value.headers["Retry-After"]) >= 1
+
+
+async def test_the_budget_caps_look_ups_per_second(fake: FakeClerk) -> None:
+    from clerk_deps.session_status import status_checker_for
+
+    settings = status_settings(fake, jwt_key=ISSUER.public_pem, issuer=ISSUER.issuer)
+    checker = status_checker_for(settings)
+    tokens = [ISSUER.token(sid=f"sess_flood_{i}") for i in range(200)]
+    await asyncio.gather(*(reason_of(t, settings) for t in tokens))
+    made = sum(1 for _, path in fake.requests if path.startswith("/v1/sessions/sess_flood_"))
+    assert made <= checker.budget.burst + 5  # a burst at most, not one call per token
+
+
+async def test_backend_api_mode_needs_a_secret_key() -> None:
+    settings = ISSUER.settings(revocation="backend_api")
+    with pytest.raises(ClerkAuthError) as caught:
+        await verify_token(ISSUER.token(), settings)
+    assert caught.value.status_code == 500 and "CLERK_SECRET_KEY" in caught.value.message
+
+
+def test_the_revocation_setting_is_validated() -> None:
+    from pydantic import ValidationError
+
+    assert ClerkSettings(revocation="Backend-API").revocation == "backend_api"
+    with pytest.raises(ValidationError, match="CLERK_REVOCATION"):
+        ClerkSettings(revocation="sometimes")
+    assert revocation_list() is revocation_list()
