@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .revocation import Revocation, revocation_list
+from .revocation import Revocation, RevocationList, revocation_list
 from .store import MemoryStore, Store
 
 try:
@@ -65,10 +65,12 @@ class RedisStore(Store):
         url: str,
         *,
         fallback: MemoryStore,
+        revocations: RevocationList | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = url
         self.fallback = fallback
+        self.revocations = revocation_list() if revocations is None else revocations
         self.clock = clock
         self._redis: Any = aioredis.Redis.from_url(
             url,
@@ -132,7 +134,7 @@ class RedisStore(Store):
                     if message is not None and message.get("type") == "message":
                         entry = Revocation.from_json(message["data"])
                         if entry is not None:
-                            revocation_list().add(entry)
+                            self.revocations.add(entry)
             except _FAILURES as error:
                 self._mark_down(error)
             finally:
@@ -147,7 +149,7 @@ class RedisStore(Store):
         await self._redis.zremrangebyscore(REVOCATIONS_KEY, "-inf", now)
         members = await self._redis.zrangebyscore(REVOCATIONS_KEY, now, "+inf")
         entries = [e for e in (Revocation.from_json(m) for m in members) if e is not None]
-        return revocation_list().add_all(entries)
+        return self.revocations.add_all(entries)
 
     async def _flush_pending(self) -> None:
         while self._pending:

@@ -245,14 +245,19 @@ async def test_when_clerk_is_unreachable_the_setting_decides(
 
 
 async def test_the_budget_caps_look_ups_per_second(fake: FakeClerk) -> None:
-    from clerk_deps.session_status import status_checker_for
+    from clerk_deps.backend_api import ClerkBackendAPI
+    from clerk_deps.session_status import SessionStatusChecker
 
-    settings = status_settings(fake, jwt_key=ISSUER.public_pem, issuer=ISSUER.issuer)
-    checker = status_checker_for(settings)
-    tokens = [ISSUER.token(sid=f"sess_flood_{i}") for i in range(200)]
-    await asyncio.gather(*(reason_of(t, settings) for t in tokens))
+    now = [100.0]
+    api = ClerkBackendAPI(fake.secret_key, api_url=fake.base_url)
+    checker = SessionStatusChecker(api, calls_per_second=5, clock=lambda: now[0])
+    statuses = await asyncio.gather(*(checker.status(f"sess_flood_{i}") for i in range(50)))
     made = sum(1 for _, path in fake.requests if path.startswith("/v1/sessions/sess_flood_"))
-    assert made <= checker.budget.burst + 5  # a burst at most, not one call per token
+    assert made == 10  # the burst (twice the rate), then nothing until time passes
+    assert statuses.count("missing") == 10 and statuses.count(None) == 40
+    now[0] += 1.0
+    await checker.status("sess_later")
+    assert fake.count("/v1/sessions/sess_later") == 1  # refilled at 5 a second
 
 
 async def test_backend_api_mode_needs_a_secret_key() -> None:
