@@ -32,7 +32,7 @@ from starlette.requests import HTTPConnection
 from .claims import ClerkClaims
 from .dependencies import CurrentUserDep
 
-__all__ = ["AuditRecorder", "AuditTrail"]
+__all__ = ["AuditRecorder", "AuditTrail", "encode_line"]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -99,15 +99,14 @@ class AuditTrail:
         return record
 
     def write(self, record: Mapping[str, Any]) -> Path:
-        """Append one record as one line with a single write; returns the file written."""
-        stamp = record.get("timestamp")
-        when = (
-            datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-            if isinstance(stamp, str)
-            else self.clock()
-        )
-        path = self.path_for(when)
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        """Append one record as one line with a single write; returns the file written.
+
+        Whatever the record holds, it is written as exactly one line of valid JSON (see
+        :func:`encode_line`): text that would break a line or cannot be encoded is escaped,
+        and a value that is not JSON is written as its type name, never raised.
+        """
+        path = self.path_for(self._time_of(record))
+        line = encode_line(record)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
@@ -119,6 +118,16 @@ class AuditTrail:
         finally:
             os.close(fd)
         return path
+
+    def _time_of(self, record: Mapping[str, Any]) -> datetime:
+        stamp = record.get("timestamp")
+        if isinstance(stamp, str):
+            try:
+                when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            except ValueError:
+                return self.clock()
+            return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+        return self.clock()
 
     def record(self, **fields: Any) -> dict[str, Any]:
         """Build and write a record (blocking; from async code use :meth:`arecord`)."""
@@ -176,6 +185,48 @@ class AuditRecorder:
             request_id=self.request_id,
             details=details,
         )
+
+
+# Characters str.splitlines() breaks on that json.dumps(ensure_ascii=False) leaves as they are
+# (it escapes U+0000-U+001F itself): a reader splitting on them would tear the record.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+def _escape_line_break(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    """``record`` as one UTF-8 line of JSON that survives ``str.splitlines()``.
+
+    Non-ASCII text stays readable, except the line separators U+0085, U+2028 and U+2029,
+    which are written as ``\\uXXXX`` escapes; text UTF-8 cannot encode (lone surrogates) is
+    written as its ``\\udXXX`` escape, which JSON readers decode back to the same string.
+    A value JSON cannot represent (an object, a cycle, nesting too deep) becomes a string
+    naming its type, so the record is still written.
+    """
+    try:
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_unjsonable)
+    except (ValueError, TypeError, RecursionError):  # a cycle, a non-string key, deep nesting
+        text = json.dumps(
+            {str(key): _plain(value) for key, value in record.items()},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+    text = _LINE_BREAKS.sub(_escape_line_break, text)
+    # Lone surrogates can only sit inside JSON strings; "\udXXX" is their JSON escape.
+    return (text + "\n").encode("utf-8", "backslashreplace")
+
+
+def _unjsonable(value: object) -> str:
+    return f"<{type(value).__name__}>"
+
+
+def _plain(value: object) -> object:
+    """``value`` if it is a JSON scalar, else a string naming its type."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return _unjsonable(value)
 
 
 def request_id_of(conn: HTTPConnection) -> str:

@@ -32,6 +32,7 @@ import logging
 import math
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -317,7 +318,9 @@ class JwksKeySource:
 
     async def _fetch(self) -> dict[str, Key]:
         location = self._location
-        headers = {"Accept": "application/json"}
+        # Ask for an uncompressed body (a key set is ~1 KiB); one compressed anyway is
+        # decompressed under the same size cap, never expanded whole (a gzip bomb).
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if location.secret:
             headers["Authorization"] = f"Bearer {location.secret}"
         try:
@@ -326,7 +329,7 @@ class JwksKeySource:
             ) as response:
                 if response.status_code != 200:
                     raise _FetchError(f"{location.describe()} answered HTTP {response.status_code}")
-                body = await _read_at_most(response, MAX_KEY_SET_BYTES)
+                body = await _read_at_most(response, MAX_KEY_SET_BYTES, location.describe())
         except httpx.TimeoutException:
             raise _FetchError(
                 f"{location.describe()} did not answer within {self.timeout:g} s"
@@ -359,10 +362,35 @@ class JwksKeySource:
         )
 
 
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
-    """The body, or ``None`` as soon as it exceeds ``limit`` bytes."""
+# Content-Encoding values decoded here, with the zlib window bits that read them.
+_ZLIB_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 15}
+
+
+async def _read_at_most(response: httpx.Response, limit: int, where: str) -> bytes | None:
+    """The decoded body, or ``None`` as soon as it exceeds ``limit`` bytes.
+
+    The raw bytes are read and decompressed here, never producing more than ``limit + 1``
+    bytes of output (httpx's own decoder expands each chunk whole: a 100 KiB gzip body can
+    become 100 MiB in one step). Encodings other than gzip and deflate are refused.
+    """
+    if response.is_stream_consumed:  # already read by the transport (e.g. httpx.MockTransport)
+        return response.content if len(response.content) <= limit else None
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    decoder = None
+    if encoding not in ("", "identity"):
+        wbits = _ZLIB_ENCODINGS.get(encoding)
+        if wbits is None:
+            raise _FetchError(f"{where} sent its key set with unsupported encoding {encoding!r}")
+        decoder = zlib.decompressobj(wbits)
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
+        if decoder is not None:
+            try:
+                chunk = decoder.decompress(chunk, limit + 1 - len(body))
+            except zlib.error:
+                raise _FetchError(f"{where} sent a corrupt {encoding} body") from None
+            if decoder.unconsumed_tail:  # output stopped at the cap: the body is larger
+                return None
         body += chunk
         if len(body) > limit:
             return None

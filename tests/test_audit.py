@@ -148,3 +148,71 @@ def test_override_of_require_clerk_user_is_recorded(tmp_path: Path) -> None:
     app.dependency_overrides[require_clerk_user] = lambda: USER
     body = TestClient(app).get("/x").json()
     assert body["user_id"] == "user_a" and read_lines(tmp_path)[0]["action"] == "x.read"
+
+
+# Every character str.splitlines() splits on, and text UTF-8 cannot encode.
+LINE_BREAKERS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+LONE_SURROGATES = "\ud800-\udfff"  # apart: an adjacent pair would be one character
+
+
+def test_every_line_survives_splitlines_and_lone_surrogates(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, clock=lambda: FIXED)
+    nasty = f"a{LINE_BREAKERS}b{LONE_SURROGATES}c \u00e9\u4e2d"
+    trail.record(user=USER, action=nasty, resource=nasty, details={nasty: [nasty, {"k": nasty}]})
+    trail.record(user=USER, action="next")
+    raw = (tmp_path / "audit_20261123.jsonl").read_bytes()
+    raw.decode("utf-8")  # strict: the file is valid UTF-8
+    lines = raw.decode("utf-8").splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["action"] == first["resource"] == nasty  # read back exactly
+    assert first["details"] == {nasty: [nasty, {"k": nasty}]}
+    assert second["action"] == "next"
+    assert "\u00e9\u4e2d" in lines[0]  # ordinary non-ASCII text stays readable
+
+
+def test_values_that_are_not_json_never_lose_the_line(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, clock=lambda: FIXED)
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    trail.record(user=USER, action="odd", details={"when": FIXED, "set": {1}, "k": object()})
+    trail.record(user=USER, action="cycle", details=cycle)
+    trail.record(user=USER, action="deep", details={"d": deep_list(100_000)})
+    odd, cyclic, deep = read_lines(tmp_path)
+    assert odd["details"] == {"when": "<datetime>", "set": "<set>", "k": "<object>"}
+    assert (cyclic["action"], cyclic["details"]) == ("cycle", "<dict>")
+    assert (deep["action"], deep["details"]) == ("deep", "<dict>")
+
+
+def deep_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_route_records_hostile_text_from_the_token_and_the_request(tmp_path: Path) -> None:
+    issuer = TestIssuer()
+    trail = AuditTrail(tmp_path)
+    app = FastAPI()
+
+    @app.post("/notes")
+    async def note(
+        body: dict[str, Any], audit: Annotated[AuditRecorder, Depends(trail.recorder)]
+    ) -> dict[str, bool]:
+        await audit("note.create", resource=body["title"], details=body)
+        return {"ok": True}
+
+    app.dependency_overrides[get_settings] = issuer.settings
+    client = TestClient(app)
+    token = issuer.token("user_hostile", email=f"x{LONE_SURROGATES}\u2028@example.com")
+    # JSON escapes carry lone surrogates and line separators into the request body
+    body = '{"title": "t\\ud800\\u2028\\u0085", "text": "a\\u2029b\\udfff"}'
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for _ in range(2):
+        assert client.post("/notes", content=body, headers=headers).status_code == 200
+    records = read_lines(tmp_path)
+    assert len(records) == 2
+    assert records[0]["resource"] == "t\ud800\u2028\x85"
+    assert records[0]["details"]["text"] == "a\u2029b\udfff"
+    assert records[0]["user_email"] == f"x{LONE_SURROGATES}\u2028@example.com"

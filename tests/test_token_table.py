@@ -557,8 +557,9 @@ def test_issuer_mismatch_names_the_publishable_key_when_the_issuer_comes_from_it
     client = TestClient(make_app(settings))
     detail = client.get("/me", **bearer(ISSUER.token())).json()["detail"]
     assert detail["reason"] == "token-invalid-issuer"
-    assert f"does not match the issuer of CLERK_PUBLISHABLE_KEY 'https://{host}'" in (
-        detail["message"]
+    assert (
+        f"does not match the issuer of CLERK_PUBLISHABLE_KEY 'https://{host}'"
+        in (detail["message"])
     )
 
 

@@ -12,9 +12,12 @@ hold requests until released, fail, send garbage, drip its body, or serve rotate
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import json
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +49,10 @@ MODES = (
     "huge",  # 200 with a 1 MiB body
     "redirect",  # 302 to another URL
     "drip",  # 200, then one byte every 50 ms until the client hangs up
+    "gzip",  # 200 with the key set, Content-Encoding: gzip
+    "gzip-bomb",  # 200 with ~130 KiB of gzip that expands to 128 MiB
+    "brotli",  # 200 with Content-Encoding: br (bytes that are not the key set as sent)
+    "gzip-corrupt",  # 200 with Content-Encoding: gzip and bytes that are not gzip
 )
 
 
@@ -117,6 +124,7 @@ class Hit:
 
     path: str
     authorization: str | None
+    accept_encoding: str | None = None
 
 
 class KeyServer(ServerThread):
@@ -177,7 +185,8 @@ class KeyServer(ServerThread):
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.hits.append(Hit(scope["path"], headers.get("authorization")))
+        hit = Hit(scope["path"], headers.get("authorization"), headers.get("accept-encoding"))
+        self.hits.append(hit)
         if scope["path"] == BACKEND_JWKS_PATH:
             secret = (headers.get("authorization") or "").removeprefix("Bearer ")
             key_set = self.key_sets_by_secret.get(secret)
@@ -222,6 +231,17 @@ class KeyServer(ServerThread):
             await send({"type": "http.response.body", "body": b""})
         elif mode == "drip":
             await self._drip(receive, send)
+        elif mode == "gzip":
+            body = gzip.compress(json.dumps(self.key_set).encode())
+            await _respond_raw(send, 200, body, b"application/json", b"gzip")
+        elif mode == "gzip-corrupt":
+            await _respond_raw(send, 200, b"not gzip at all", b"application/json", b"gzip")
+        elif mode == "gzip-bomb":
+            await _respond_raw(send, 200, gzip_bomb(), b"application/json", b"gzip")
+        elif mode == "brotli":
+            await _respond_raw(
+                send, 200, json.dumps(self.key_set).encode(), b"application/json", b"br"
+            )
         else:  # pragma: no cover - a typo in a test
             raise ValueError(f"unknown mode {mode!r}")
 
@@ -248,6 +268,21 @@ class KeyServer(ServerThread):
 
 
 _JSON = [(b"content-type", b"application/json")]
+BOMB_EXPANDED_BYTES = 128 * 1024 * 1024
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A key set's opening followed by 128 MiB of spaces, gzipped (~130 KiB), built in
+    1 MiB steps so that making it never holds the expanded body."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [compressor.compress(b'{"keys": [')]
+    step = b" " * (1024 * 1024)
+    parts.extend(compressor.compress(step) for _ in range(BOMB_EXPANDED_BYTES // len(step)))
+    parts.append(compressor.compress(b"]}") + compressor.flush())
+    return b"".join(parts)
+
+
 _LENGTH_100 = [(b"content-type", b"application/json"), (b"content-length", b"100")]
 
 
@@ -255,7 +290,11 @@ async def _respond(send: Send, status: int, body: Any) -> None:
     await _respond_raw(send, status, json.dumps(body).encode(), b"application/json")
 
 
-async def _respond_raw(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+async def _respond_raw(
+    send: Send, status: int, body: bytes, content_type: bytes, encoding: bytes | None = None
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if encoding is not None:
+        headers.append((b"content-encoding", encoding))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import time
+import tracemalloc
 import uuid
 import warnings
 import weakref
@@ -37,11 +38,17 @@ from clerk_deps import (
     warm_up,
 )
 from clerk_deps._http import close_shared_client, shared_client
-from clerk_deps.keys import JwksKeySource, key_source_for
+from clerk_deps.keys import MAX_KEY_SET_BYTES, JwksKeySource, key_source_for
 from clerk_deps.testing import TestIssuer
 from clerk_deps.testing.issuer import shared_private_key
 
-from .keyserver import BACKEND_JWKS_PATH, KeyServer, ServerThread
+from .keyserver import (
+    BACKEND_JWKS_PATH,
+    BOMB_EXPANDED_BYTES,
+    KeyServer,
+    ServerThread,
+    gzip_bomb,
+)
 
 ISSUER = TestIssuer(kid="ins_current")
 ROTATED = TestIssuer(kid="ins_rotated", private_key=shared_private_key(41))
@@ -541,6 +548,9 @@ COLD_FAILURES = [
     ("empty-keys", "holds no usable RS256 signing key"),
     ("no-kid", "holds no usable RS256 signing key"),
     ("huge", "sent more than 256 KiB"),
+    ("gzip-bomb", "sent more than 256 KiB"),
+    ("brotli", "unsupported encoding 'br'"),
+    ("gzip-corrupt", "sent a corrupt gzip body"),
 ]
 
 
@@ -582,6 +592,32 @@ async def test_cold_start_without_keys_is_503_and_recovers_by_itself(
         response = await client.get("/me", headers=bearer(ISSUER.token()))
         assert response.status_code == 200
         assert (source.fetch_count, key_server.count) == (2, reached + 1)
+
+
+async def test_a_gzip_bomb_is_never_expanded_past_the_size_cap(key_server: KeyServer) -> None:
+    """~130 KiB of gzip that expands to 128 MiB: decompression stops at the cap, so the
+    fetch allocates a few hundred KiB, not the expanded body."""
+    settings = jwks_settings(key_server)
+    key_server.mode = "gzip-bomb"
+    assert len(gzip_bomb()) < MAX_KEY_SET_BYTES < BOMB_EXPANDED_BYTES
+    tracemalloc.start()
+    try:
+        with pytest.raises(ClerkAuthError) as caught:
+            await verify_token(ISSUER.token(), settings)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.reason is ErrorReason.JWK_FAILED_TO_LOAD
+    assert key_server.count == 1
+    assert peak < 8 * MAX_KEY_SET_BYTES, f"peak {peak / 2**20:.1f} MiB"
+    assert key_server.hits[0].accept_encoding == "identity"
+
+
+async def test_a_gzip_key_set_is_read(key_server: KeyServer) -> None:
+    """A server that compresses although asked not to still works (bounded decoding)."""
+    key_server.mode = "gzip"
+    claims = await verify_token(ISSUER.token("user_gzip"), jwks_settings(key_server))
+    assert claims.sub == "user_gzip"
 
 
 @pytest.mark.parametrize("behaviour", ["hold", "drip"])
