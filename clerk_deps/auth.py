@@ -332,6 +332,17 @@ def _checked_instances(settings: Sequence[ClerkSettings]) -> tuple[ClerkSettings
                 f"{item.issuer!r}; give each Clerk instance once"
             )
         seen[item.issuer] = index
+    keys: dict[str, int] = {}
+    for index, item in enumerate(items):
+        key = item.jwt_key or item.jwks_url or ""
+        if key in keys:
+            raise ValueError(
+                f"ClerkAuth: instances {keys[key]} and {index} verify with the same signing keys "
+                "(the same jwt_key or jwks_url), so one could accept the other's tokens; give "
+                "each instance its own (a CLERK_JWT_KEY or CLERK_JWKS_URL in the environment "
+                "applies to every ClerkSettings)"
+            )
+        keys[key] = index
     return items
 
 

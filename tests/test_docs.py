@@ -7,6 +7,7 @@ Python file is run here, and the responses the quickstart shows are compared wit
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import logging
@@ -25,7 +26,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from clerk_deps import ClerkSettings, ErrorReason
-from clerk_deps.testing import TestIssuer
+from clerk_deps.testing import TestIssuer, override_clerk_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -302,15 +303,50 @@ def run_settings_in_code(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapt
     monkeypatch.setenv("CLERK_AUTHORIZED_PARTIES", "https://overridden.example")
     monkeypatch.setenv("CLERK_LEEWAY", "30")
     module = load("examples/docs_settings_in_code.py")
-    settings = module.clerk_settings()
+    (settings,) = module.clerk.settings
     assert settings.issuer == issuer.issuer  # from the environment
     assert settings.leeway == 2  # the keyword beats CLERK_LEEWAY
-    client = TestClient(module.app)
-    allowed = client.get("/me", headers=bearer(issuer.token("user_1", azp="http://localhost:3000")))
-    assert allowed.json() == {"user_id": "user_1", "origin": "http://localhost:3000"}
-    foreign = client.get("/me", headers=bearer(issuer.token(azp="https://overridden.example")))
-    assert foreign.status_code == 401
-    assert foreign.json()["detail"]["reason"] == "token-invalid-authorized-parties"
+    with TestClient(module.app) as client:
+        assert module.app.dependency_overrides == {}
+        local = "http://localhost:3000"
+        allowed = client.get("/me", headers=bearer(issuer.token("user_1", azp=local)))
+        assert allowed.json() == {"user_id": "user_1", "origin": local}
+        foreign = client.get("/me", headers=bearer(issuer.token(azp="https://overridden.example")))
+        assert foreign.status_code == 401
+        assert foreign.json()["detail"]["reason"] == "token-invalid-authorized-parties"
+        admin = issuer.token("user_a", azp=local, org_role="admin")
+        deleted = client.delete("/projects/p1", headers=bearer(admin))
+        assert deleted.json() == {"deleted": "p1", "by": "user_a"}
+        member = issuer.token(azp=local, org_role="member")
+        refused = client.delete("/projects/p1", headers=bearer(member))
+        assert refused.json()["detail"]["reason"] == "org-role-required"
+
+
+def run_several_instances(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    prod, staging = TestIssuer.several(2)
+    for name, issuer in (("PROD", prod), ("STAGING", staging)):
+        host = issuer.issuer.removeprefix("https://")
+        key = "pk_test_" + base64.b64encode(f"{host}$".encode()).decode().rstrip("=")
+        monkeypatch.setenv(f"{name}_CLERK_PUBLISHABLE_KEY", key)
+    module = load("examples/docs_several_instances.py")
+    assert [s.issuer for s in module.clerk.settings] == [prod.issuer, staging.issuer]
+    client = TestClient(module.app)  # no lifespan: these issuers cannot be reached from here
+    foreign = client.get("/me", headers=bearer(TestIssuer().token()))
+    assert foreign.json()["detail"]["reason"] == "token-invalid-issuer"
+    # The same routing with key sets this test holds (networkless settings of each instance)
+    trusted = [
+        prod.settings(authorized_parties=["https://app.example.com"]),
+        staging.settings(authorized_parties=["https://staging.example.com"]),
+    ]
+    with override_clerk_settings(module.app, trusted, auth=module.clerk):
+        for issuer, origin in (
+            (prod, "https://app.example.com"),
+            (staging, "https://staging.example.com"),
+        ):
+            response = client.get("/me", headers=bearer(issuer.token("user_i", azp=origin)))
+            assert response.json() == {"user_id": "user_i", "instance": issuer.issuer}
+        crossed = client.get("/me", headers=bearer(prod.token(azp="https://staging.example.com")))
+        assert crossed.json()["detail"]["reason"] == "token-invalid-authorized-parties"
 
 
 def closed_port() -> int:
@@ -461,6 +497,7 @@ RUNNERS: dict[str, Runner] = {
     "examples/docs_audit.py": run_audit,
     "examples/quickstart_app.py": run_quickstart,
     "examples/docs_settings_in_code.py": run_settings_in_code,
+    "examples/docs_several_instances.py": run_several_instances,
     "examples/docs_production_app.py": run_production_app,
     "examples/docs_migrating.py": run_migrating,
 }

@@ -252,6 +252,13 @@ async def test_every_instance_needs_a_distinct_issuer() -> None:
     with pytest.raises(ValueError, match="same issuer"):
         ClerkAuth([PROD.settings(), PROD.settings(leeway=1)])
     assert ClerkAuth([no_issuer]).settings == (no_issuer,)  # one instance needs none
+    # one key for two instances would let either accept the other's tokens
+    same_pem = STAGING.settings(jwt_key=PROD.public_pem)
+    with pytest.raises(ValueError, match="same signing keys"):
+        ClerkAuth([PROD.settings(), same_pem])
+    same_url = STAGING.settings(jwt_key=None, jwks_url=f"{PROD.issuer}/.well-known/jwks.json")
+    with pytest.raises(ValueError, match="same signing keys"):
+        ClerkAuth([PROD.settings(jwt_key=None), same_url])
 
 
 async def test_override_clerk_user_covers_several_instances(clerk: ClerkAuth) -> None:
