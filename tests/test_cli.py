@@ -108,7 +108,7 @@ def test_token_for_unknown_user_fails_with_one_line(configured: dict[str, str]) 
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "resource_not_found" in lines[0]
+    assert len(lines) == 1 and "no such user 'user_nobody'" in lines[0]
 
 
 def test_verify_valid_token_from_stdin(

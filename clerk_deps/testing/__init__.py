@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         override_clerk_user,
     )
     from .server import (
+        TestingExtraMissing,
         serve_app,
     )
 
@@ -56,6 +57,7 @@ _EXPORTS = {
     "override_clerk_settings": ".overrides",
     "override_clerk_user": ".overrides",
     "serve_app": ".server",
+    "TestingExtraMissing": ".server",
     "sign_jwt": ".issuer",
 }
 
@@ -66,6 +68,7 @@ __all__ = [
     "FakeClerkError",
     "JwtTemplate",
     "TestIssuer",
+    "TestingExtraMissing",
     "build_claims",
     "override_clerk_settings",
     "override_clerk_user",

@@ -1,11 +1,14 @@
 """Run an ASGI app on 127.0.0.1 in a background thread, for tests over real loopback HTTP.
 
-uvicorn is a development dependency, not a runtime one, so it is imported only when a server
-is started.
+uvicorn comes with the ``testing`` extra (``pip install 'clerk-deps[testing]'``), not with the
+package itself, so it is imported only when a server is started; without it the entry points
+that need it (:func:`serve_app`, ``FakeClerk.serve``, ``clerk-deps emulator``) raise
+:class:`TestingExtraMissing`, whose one-line message names the extra.
 """
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 import time
@@ -16,20 +19,34 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp
 
-__all__ = ["serve_app"]
+__all__ = ["TestingExtraMissing", "require_testing_extra", "serve_app"]
 
 LOOPBACK = "127.0.0.1"
+TESTING_EXTRA = "pip install 'clerk-deps[testing]'"
+
+
+class TestingExtraMissing(ImportError):
+    """A testing-kit entry point needs a package of the ``testing`` extra that is missing."""
+
+    __test__ = False  # not a test class, whatever pytest's name pattern says
+
+    def __init__(self, feature: str, module: str) -> None:
+        super().__init__(
+            f"{feature} needs {module}, which comes with the testing extra: {TESTING_EXTRA}",
+            name=module,
+        )
+
+
+def require_testing_extra(module: str, feature: str) -> ModuleType:
+    """Import ``module``, a package of the ``testing`` extra, or raise TestingExtraMissing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise TestingExtraMissing(feature, module) from None
 
 
 def _import_uvicorn() -> ModuleType:
-    try:
-        import uvicorn
-    except ImportError:
-        raise ImportError(
-            "serving on 127.0.0.1 needs uvicorn, a development dependency of clerk-deps: "
-            "pip install 'clerk-deps[dev]' (or pip install uvicorn)"
-        ) from None
-    return uvicorn
+    return require_testing_extra("uvicorn", "serving on 127.0.0.1")
 
 
 def _bind(port: int) -> socket.socket:

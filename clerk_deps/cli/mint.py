@@ -1,0 +1,110 @@
+"""``clerk-deps token`` and ``clerk-deps call``: mint session tokens through the Backend API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+import httpx
+
+from ..backend_api import ClerkAPIError
+from ..settings import ClerkSettings
+from ._common import (
+    BACKEND_VARIABLES,
+    CommandError,
+    async_handler,
+    backend_api,
+    load_settings,
+    shown,
+)
+
+__all__ = ["cmd_call", "cmd_token", "mint_token", "register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser(
+        "token",
+        help="create a session and mint a session token",
+        description="Create a session for USER_ID and mint a session token through the "
+        "Backend API (Clerk allows this on development instances); print only the token, so "
+        'it composes: curl -H "Authorization: Bearer $(clerk-deps token USER_ID)" URL. '
+        "An unknown user is 'no such user' (exit 1).",
+        epilog=BACKEND_VARIABLES,
+    )
+    token.add_argument("user_id", help="the Clerk user id (user_...)")
+    token.add_argument("--template", help="mint a JWT-template token instead")
+    token.add_argument("--expires-in", type=int, help="token lifetime in seconds (30..)")
+    token.set_defaults(handler=async_handler(cmd_token))
+
+    call = commands.add_parser(
+        "call",
+        help="mint a token and call URL with it at once",
+        description="Mint a session token for --user and call URL with it at once, so it "
+        "cannot expire in between; print the status and the body. Exits 1 on a 4xx or 5xx.",
+        epilog=BACKEND_VARIABLES,
+    )
+    call.add_argument("url")
+    call.add_argument("--user", required=True, help="the Clerk user id to act as")
+    call.add_argument("--method", default="GET")
+    call.add_argument("--data", help="JSON request body")
+    call.add_argument("--template", help="use a JWT-template token")
+    call.set_defaults(handler=async_handler(cmd_call))
+
+
+async def mint_token(
+    settings: ClerkSettings, user_id: str, template: str | None, expires_in: int | None
+) -> str:
+    """Create a session for ``user_id`` and mint its token; unknown users are named as such."""
+    api = backend_api(settings)
+    try:
+        session = await api.create_session(user_id)
+    except ClerkAPIError as error:
+        if error.status_code is not None and 400 <= error.status_code < 500:
+            await _refuse_unknown_user(settings, user_id)
+        raise CommandError(str(error)) from None
+    try:
+        return await api.create_session_token(session["id"], template, expires_in)
+    except ClerkAPIError as error:
+        raise CommandError(str(error)) from None
+
+
+async def _refuse_unknown_user(settings: ClerkSettings, user_id: str) -> None:
+    try:
+        await backend_api(settings).get_user(user_id)
+    except ClerkAPIError as error:
+        if error.status_code == 404:
+            raise CommandError(
+                f"no such user '{shown(user_id)}' in the Clerk instance at {settings.api_url} "
+                "(check the id, user_..., and that CLERK_SECRET_KEY is this instance's key)"
+            ) from None
+
+
+async def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    settings = load_settings()
+    print(await mint_token(settings, args.user_id, args.template, args.expires_in), file=out)
+    return 0
+
+
+async def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
+    settings = load_settings()
+    try:
+        body = json.loads(args.data) if args.data is not None else None
+    except ValueError:
+        raise CommandError("--data is not valid JSON") from None
+    token = await mint_token(settings, args.user, args.template, None)
+    try:
+        async with httpx.AsyncClient(timeout=settings.http_timeout) as client:
+            response = await client.request(
+                args.method.upper(),
+                args.url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+    except httpx.HTTPError as error:
+        raise CommandError(f"{args.url}: {type(error).__name__}") from None
+    print(f"HTTP {response.status_code}", file=out)
+    print(response.text, file=out)
+    if response.is_error:
+        raise CommandError(f"{args.method.upper()} {args.url} answered HTTP {response.status_code}")
+    return 0

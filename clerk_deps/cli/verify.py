@@ -1,0 +1,87 @@
+"""``clerk-deps verify`` and ``clerk-deps jwks-to-pem``: check tokens and keys like the app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from ..errors import ClerkAuthError
+from ..keys import parse_key_set
+from ..tokens import verify_token
+from ._common import (
+    VERIFY_VARIABLES,
+    CommandError,
+    async_handler,
+    fetch_json,
+    key_set_location,
+    load_settings,
+    print_json,
+    read_token,
+    shown,
+)
+from .advice import ADVICE
+
+__all__ = ["cmd_jwks_to_pem", "cmd_verify", "register"]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="verify a token like the app does",
+        description="Verify a session token exactly as the app does and print its claims; on "
+        "refusal, print the reason code, the message and how to fix it (exit 1). Read the "
+        "token from stdin ('-', the default) to keep it out of shell history.",
+        epilog=VERIFY_VARIABLES,
+    )
+    verify.add_argument("token", nargs="?", help="the token, or - (default) to read stdin")
+    verify.set_defaults(handler=async_handler(cmd_verify))
+
+    pem = commands.add_parser(
+        "jwks-to-pem",
+        help="print PEM public keys from a key set",
+        description="Fetch a key set and print each RS256 key as PEM, after a '# kid: ...' "
+        "line, ready for CLERK_JWT_KEY (networkless verification).",
+        epilog="Without --url, the key set comes from the settings: CLERK_JWKS_URL, "
+        "CLERK_ISSUER's /.well-known/jwks.json (or CLERK_PUBLISHABLE_KEY's), or the Backend "
+        "API's /v1/jwks with CLERK_SECRET_KEY (and CLERK_API_URL). With --url, no variable is "
+        "needed.",
+    )
+    pem.add_argument("--url", help="key set URL (default: from the settings)")
+    pem.add_argument("--kid", help="only the key with this kid")
+    pem.set_defaults(handler=async_handler(cmd_jwks_to_pem))
+
+
+async def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    token = read_token(args.token, sys.stdin)
+    settings = load_settings()
+    try:
+        claims = await verify_token(token, settings)
+    except ClerkAuthError as error:
+        print(f"rejected: {error.reason.value}\n{shown(error.message)}", file=out)
+        print(f"fix: {ADVICE[error.reason]}", file=out)
+        raise CommandError(f"token rejected ({error.reason.value})") from None
+    print_json(claims.model_dump(exclude_none=True), out)
+    print(f"valid: {claims.exp - int(time.time())} s left", file=out)
+    return 0
+
+
+async def cmd_jwks_to_pem(args: argparse.Namespace, out: TextIO) -> int:
+    headers: dict[str, str] = {}
+    if args.url:
+        url, timeout = args.url, 5.0
+    else:
+        settings = load_settings()
+        url, headers = key_set_location(settings)
+        timeout = settings.http_timeout
+    keys = parse_key_set(await fetch_json(url, headers, timeout))
+    if args.kid:
+        keys = {kid: key for kid, key in keys.items() if kid == args.kid}
+    if not keys:
+        wanted = f"with kid '{shown(args.kid)}' " if args.kid else ""
+        raise CommandError(f"no RS256 signing key {wanted}in the key set at {shown(url)}")
+    for kid, key in keys.items():
+        pem = key.to_pem().decode()
+        print(f"# kid: {shown(kid)}\n{pem.strip()}", file=out)
+    return 0
