@@ -656,7 +656,7 @@ def test_serve_app_reports_a_start_up_that_fails() -> None:
 
 def test_serve_app_explains_a_missing_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvicorn", None)
-    with pytest.raises(ImportError, match=r"clerk-deps\[dev\]"), serve_app(FastAPI()):
+    with pytest.raises(ImportError, match=r"clerk-deps\[testing\]"), serve_app(FastAPI()):
         pass
     fake = FakeClerk()
     with pytest.raises(ImportError), fake.serve():
