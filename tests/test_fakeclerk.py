@@ -532,6 +532,7 @@ def test_the_publishable_key_encodes_the_in_process_host(fake: FakeClerk) -> Non
         "CLERK_API_URL": fake.base_url,
         "CLERK_SECRET_KEY": fake.secret_key,
         "CLERK_PUBLISHABLE_KEY": fake.publishable_key,
+        "CLERK_JWKS_REFRESH_COOLDOWN": "0",
     }
 
 

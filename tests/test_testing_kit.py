@@ -636,7 +636,7 @@ SNIPPETS = sorted((ROOT / "docs" / "snippets").glob("testing_*.py"))
 
 def test_every_snippet_is_in_the_testing_guide_verbatim() -> None:
     guide = (ROOT / "docs" / "testing.md").read_text()
-    assert len(SNIPPETS) == 4
+    assert len(SNIPPETS) == 5
     for snippet in SNIPPETS:
         code = snippet.read_text()
         assert code.startswith(f"# docs/snippets/{snippet.name}\n"), snippet.name

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from ...settings import ClerkSettings
 from ..issuer import key_id_for, public_jwk, public_pem, shared_private_key
 from .common import FakeClerkError, json_route
 from .core import FIRST_KEY_SLOT, FakeClerkCore
@@ -27,6 +28,20 @@ class KeySets(FakeClerkCore):
             json_route("/.well-known/jwks.json", "GET", self._http_jwks),
             json_route("/v1/jwks", "GET", self._http_jwks),
         ]
+
+    def settings(self, **overrides: Any) -> ClerkSettings:
+        # A rotation must be picked up by the next request, as the Testing page shows it: an
+        # unknown kid refetches the key set at once (CLERK_JWKS_REFRESH_COOLDOWN=0) instead of
+        # waiting out the production cooldown. A keyword still overrides it.
+        return super().settings(**{"jwks_refresh_cooldown": 0, **overrides})
+
+    settings.__signature__ = FakeClerkCore.settings.__signature__  # type: ignore[attr-defined]
+    settings.__doc__ = FakeClerkCore.settings.__doc__
+
+    def env_vars(self) -> dict[str, str]:
+        return {**super().env_vars(), "CLERK_JWKS_REFRESH_COOLDOWN": "0"}
+
+    env_vars.__doc__ = FakeClerkCore.env_vars.__doc__
 
     @property
     def public_pem(self) -> str:
