@@ -19,14 +19,29 @@ from pydantic import SecretStr
 from ._http import shared_client
 from .settings import ClerkSettings
 
-__all__ = ["ClerkAPIError", "ClerkBackendAPI", "primary_email_address"]
+__all__ = [
+    "MACHINE_API_VERSION",
+    "MACHINE_VERIFY_CALLS",
+    "ClerkAPIError",
+    "ClerkBackendAPI",
+    "primary_email_address",
+]
+
+MACHINE_API_VERSION = "2026-05-12"
+MACHINE_VERIFY_CALLS: dict[str, tuple[str, str]] = {
+    "m2m_token": ("/m2m_tokens/verify", "token"),
+    "api_key": ("/api_keys/verify", "secret"),
+    "oauth_token": ("/oauth_applications/access_tokens/verify", "access_token"),
+}
+"""Token type -> (path, body field) of Clerk's verify endpoints for opaque machine tokens."""
 
 
 class ClerkAPIError(Exception):
     """A Backend API call failed.
 
     ``status_code`` is the HTTP status (``None`` when no answer arrived), ``code`` Clerk's
-    error code (``resource_not_found``, ...) or ``timeout`` / ``network_error``.
+    error code (``resource_not_found``, ...) or ``timeout`` / ``network_error``, and
+    ``retry_after`` the seconds of the answer's ``Retry-After`` header (429, 503), if any.
     """
 
     def __init__(
@@ -37,6 +52,7 @@ class ClerkAPIError(Exception):
         code: str | None = None,
         long_message: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -44,6 +60,7 @@ class ClerkAPIError(Exception):
         self.code = code
         self.long_message = long_message
         self.errors = errors or []
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         status = f"HTTP {self.status_code}" if self.status_code is not None else "no answer"
@@ -115,15 +132,30 @@ class ClerkBackendAPI:
         """The instance's public key set."""
         return await self._request("GET", "/v1/jwks")
 
+    async def verify_machine_token(self, kind: str, token: str) -> dict[str, Any]:
+        """Clerk's answer for an opaque machine token: ``kind`` is ``m2m_token``, ``api_key`` or
+        ``oauth_token``. Sent as Clerk's SDKs send it (no ``/v1``, ``Clerk-API-Version``); an
+        M2M token needs this client to hold the machine secret key or the instance's key."""
+        path, field = MACHINE_VERIFY_CALLS[kind]
+        return await self._request(
+            "POST", path, json={field: token}, headers={"Clerk-API-Version": MACHINE_API_VERSION}
+        )
+
     # -- plumbing ----------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, *, json: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         client = self._client or shared_client()
         headers = {
             "Authorization": f"Bearer {self._secret.get_secret_value()}",
             "Accept": "application/json",
+            **(headers or {}),
         }
         try:
             response = await client.request(
@@ -162,6 +194,7 @@ def _redacted(error: ClerkAPIError, secret: str) -> ClerkAPIError:
         code=scrub(error.code),
         long_message=scrub(error.long_message),
         errors=scrub(error.errors),
+        retry_after=error.retry_after,
     )
 
 
@@ -189,7 +222,18 @@ def _parse(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
         code=first.get("code"),
         long_message=first.get("long_message"),
         errors=[e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else [],
+        retry_after=_retry_after(response.headers.get("retry-after")),
     )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds; ``None`` when absent or not a
+    sane number (an HTTP date is not what Clerk sends)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
 def primary_email_address(user: Mapping[str, Any]) -> str | None:

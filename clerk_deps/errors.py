@@ -41,6 +41,9 @@ class ErrorReason(str, Enum):
     SESSION_REVOKED = "session-revoked"
     WEBHOOK_INVALID = "webhook-invalid"
     SESSION_STATUS_UNAVAILABLE = "session-status-unavailable"
+    TOKEN_REVOKED = "token-revoked"
+    SCOPE_REQUIRED = "scope-required"
+    MACHINE_VERIFICATION_UNAVAILABLE = "machine-verification-unavailable"
 
     def __str__(self) -> str:
         return self.value
@@ -53,6 +56,7 @@ _FORBIDDEN = frozenset(
         ErrorReason.REVERIFICATION_REQUIRED,
         ErrorReason.FEATURE_REQUIRED,
         ErrorReason.PLAN_REQUIRED,
+        ErrorReason.SCOPE_REQUIRED,
     }
 )
 
@@ -67,6 +71,8 @@ def status_for(reason: ErrorReason) -> int:
         return 503
     if reason is ErrorReason.WEBHOOK_INVALID:
         return 400
+    if reason is ErrorReason.MACHINE_VERIFICATION_UNAVAILABLE:
+        return 503
     if reason is ErrorReason.AUTH_NOT_CONFIGURED:
         return 500
     return 401

@@ -160,6 +160,24 @@ class ClerkSettings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None, validation_alias=_env("CLERK_REDIS_URL"), repr=False
     )
+    machine_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("CLERK_MACHINE_SECRET_KEY"), repr=False
+    )
+    machine_cache_ttl: float = Field(
+        default=60, ge=0, le=3600, validation_alias=_env("CLERK_MACHINE_CACHE_TTL")
+    )
+    machine_negative_cache_ttl: float = Field(
+        default=10, ge=0, le=3600, validation_alias=_env("CLERK_MACHINE_NEGATIVE_CACHE_TTL")
+    )
+    machine_cache_size: int = Field(
+        default=10_000, ge=0, validation_alias=_env("CLERK_MACHINE_CACHE_SIZE")
+    )
+    machine_verify_rate: float = Field(
+        default=5, gt=0, validation_alias=_env("CLERK_MACHINE_VERIFY_RATE")
+    )
+    machine_verify_burst: int = Field(
+        default=20, ge=1, validation_alias=_env("CLERK_MACHINE_VERIFY_BURST")
+    )
 
     def __init__(self, **values: Any) -> None:
         # Unknown keywords are a programming error; unknown *environment* variables are not

@@ -390,3 +390,34 @@ def _check_session_status(payload: dict[str, Any], settings: ClerkSettings) -> N
             "the session is pending (the user has tasks to finish, e.g. choosing an "
             "organization); set CLERK_ACCEPT_PENDING_SESSIONS=true to accept it",
         )
+
+
+# -- shared with machine tokens (machine_verify.py); the session path above does not use it --
+
+DecodedJwt = tuple[dict[str, Any], dict[str, Any], bytes, bytes]
+"""Header, payload, signing input and signature of a compact JWT."""
+
+
+def decode_unverified(token: str) -> DecodedJwt:
+    """``token`` split and decoded after the size and shape checks, nothing verified yet.
+
+    Raises ``token-invalid`` as :func:`verify_token` would. For telling token types apart:
+    nothing read here may be trusted before :func:`verify_signed_jwt` has passed.
+    """
+    return _split(token)
+
+
+async def verify_signed_jwt(decoded: DecodedJwt, settings: ClerkSettings, now: float) -> None:
+    """The checks every Clerk JWT passes, session or machine token, in :func:`verify_token`'s
+    order: ``crit``, ``alg``, key lookup (the instance's shared key source), signature, the
+    types of ``sub``/``iat``/``exp``, the times with the leeway, and ``iss``."""
+    header, payload, signing_input, signature = decoded
+    _check_critical(header)
+    _check_algorithm(header)
+    kid = header.get("kid")
+    key = await key_source_for(settings).get_key(kid if isinstance(kid, str) else None)
+    if not key.verify(signing_input, signature):
+        raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
+    _check_claim_types(payload)
+    _check_times(payload, settings, now)
+    _check_issuer(payload, settings)

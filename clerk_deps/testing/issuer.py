@@ -28,6 +28,7 @@ from ..settings import ClerkSettings
 __all__ = [
     "DEFAULT_ISSUER",
     "DEFAULT_KID",
+    "M2M_CATEGORY",
     "SESSION_CATEGORY",
     "TEMPLATE_CATEGORY",
     "TestIssuer",
@@ -39,6 +40,7 @@ __all__ = [
 
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
 TEMPLATE_CATEGORY = "cl_B7d4PD222AAA"
+M2M_CATEGORY = "cl_B7d4PD333AAA"
 DEFAULT_ISSUER = "https://clerk.test.example"
 DEFAULT_KID = "ins_test_key"
 SESSION_LIFETIME = 60
@@ -204,6 +206,10 @@ def encode_organization(
     o["fpm"] = ",".join(str(mask) for mask in [*masks, *(0 for _ in other_entries)])
     claims["fea"] = ",".join(org_entries + other_entries)
     return claims
+
+
+def _without_none(payload: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in payload.items() if value is not None}
 
 
 # -- the issuer ---------------------------------------------------------------------------
@@ -391,6 +397,62 @@ class TestIssuer:
             now=issued_at,
             **{**defaults, **claims},
         )
+
+    def m2m_token(
+        self,
+        machine_id: str = "mch_test",
+        *,
+        scopes: Sequence[str] = (),
+        lifetime: int = 3600,
+        now: float | None = None,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A JWT M2M token, shaped like Clerk's: header ``cat`` ``cl_B7d4PD333AAA``, ``sub``
+        the machine, ``jti`` ``mt_...``, ``scopes`` space-separated; other keywords are custom
+        claims (``None`` removes one). Verified by ``require_machine`` with no network call."""
+        issued_at = int(time.time() if now is None else now)
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": machine_id,
+            "jti": f"mt_{uuid.uuid4().hex}",
+            "iat": issued_at,
+            "nbf": issued_at - CLOCK_SKEW,
+            "exp": issued_at + lifetime,
+            "scopes": " ".join(scopes),
+            **claims,
+        }
+        header = self.header(cat=M2M_CATEGORY, **(headers or {}))
+        return sign_jwt(header, _without_none(payload), self.private_key)
+
+    def oauth_token(
+        self,
+        sub: str = "user_test",
+        *,
+        client_id: str = "oauth_app_test",
+        scopes: Sequence[str] = ("profile", "email"),
+        lifetime: int = 3600,
+        now: float | None = None,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A JWT OAuth access token: header ``typ`` ``at+jwt`` (no ``cat``), ``sub`` the user,
+        ``jti`` ``oat_...``, ``client_id``, ``scp`` the list of scopes; other keywords are
+        claims (``None`` removes one)."""
+        issued_at = int(time.time() if now is None else now)
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "jti": f"oat_{uuid.uuid4().hex}",
+            "client_id": client_id,
+            "iat": issued_at,
+            "nbf": issued_at - CLOCK_SKEW,
+            "exp": issued_at + lifetime,
+            "scp": list(scopes),
+            **claims,
+        }
+        header = self.header(cat=None, typ="at+jwt", **(headers or {}))
+        return sign_jwt(header, _without_none(payload), self.private_key)
 
     def expired_token(
         self, sub: str = "user_test", *, seconds_ago: int = 120, **claims: Any

@@ -13,16 +13,21 @@ It answers on Clerk's paths with Clerk's JSON shapes and error bodies
 ``POST /v1/sessions/{id}/revoke``        revoke it
 ``POST /v1/sessions/{id}/tokens``        mint a session token
 ``POST /v1/sessions/{id}/tokens/{tpl}``  mint a JWT-template token
+``POST /m2m_tokens``, ``/api_keys``      create an M2M token, an API key
+``POST /.../verify``                     verify an M2M token, API key, OAuth token
 =======================================  ==========================================
 
-Every ``/v1`` path needs ``Authorization: Bearer <secret_key>`` (401 otherwise). Tokens are
+Every ``/v1`` path needs ``Authorization: Bearer <secret_key>`` (401 otherwise), and so do the
+machine-token paths (which, as at Clerk, have no ``/v1``; M2M ones also take the machine secret
+key). Tokens are
 real RS256 JWTs: ``iss`` is the emulator's base URL and ``kid`` its current key's id, so an app
 configured with :meth:`FakeClerk.settings` or :meth:`FakeClerk.env_vars` verifies them exactly
 as it verifies Clerk's. Use it in process (``httpx.ASGITransport(app=fake.app)``) or as a real
 server on 127.0.0.1 (``with FakeClerk().serve() as fake:``).
 
 One module per Clerk resource: :mod:`.keys` (key sets, rotation, outages),
-:mod:`.users_sessions` (users, sessions, session and template tokens); :mod:`.core` holds the
+:mod:`.users_sessions` (users, sessions, session and template tokens), :mod:`.machines` (M2M
+tokens, API keys, OAuth access tokens); :mod:`.core` holds the
 state they share, :mod:`.common` Clerk's error bodies, and :mod:`.app` combines them into
 :class:`FakeClerk` and serves the routes.
 """

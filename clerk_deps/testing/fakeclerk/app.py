@@ -17,11 +17,13 @@ from ..server import serve_app
 from .common import FakeClerkError, header_invalid, key_invalid
 from .core import DEFAULT_BASE_URL
 from .keys import KeySets
+from .machines import MachineTokens
 from .users_sessions import UsersSessions
 
 
-class FakeClerk(UsersSessions, KeySets):
-    """A local Clerk: users, sessions, session and template tokens, key sets and key rotation.
+class FakeClerk(MachineTokens, UsersSessions, KeySets):
+    """A local Clerk: users, sessions, session and template tokens, key sets and key rotation,
+    M2M tokens, API keys and OAuth access tokens.
 
     ``FakeClerk()`` is ready for in-process use through :attr:`app`; ``with fake.serve():``
     runs it on 127.0.0.1 and sets :attr:`base_url` (and so every token's ``iss``) to the real

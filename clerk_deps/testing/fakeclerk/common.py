@@ -33,6 +33,7 @@ class FakeClerkError(Exception):
         long_message: str,
         *,
         meta: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(f"{status_code} {code}: {long_message}")
         self.status_code = status_code
@@ -40,6 +41,7 @@ class FakeClerkError(Exception):
         self.message = message
         self.long_message = long_message
         self.meta = dict(meta or {})
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON body Clerk sends for this error."""
@@ -53,7 +55,7 @@ class FakeClerkError(Exception):
         return {"errors": [error], "clerk_trace_id": uuid.uuid4().hex}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status_code)
+        return JSONResponse(self.body(), status_code=self.status_code, headers=self.headers)
 
 
 def not_found(what: str, identifier: str) -> FakeClerkError:

@@ -1,0 +1,277 @@
+"""One entry point for every kind of Clerk token, and the FastAPI dependencies built on it.
+
+``authenticate(token, accepts=...)`` tells the token's type from its shape, refuses a type the
+caller does not accept (401 ``token-type-mismatch``, before any network call), then verifies it:
+session tokens with :func:`~clerk_deps.tokens.verify_token`, JWT machine tokens locally with the
+instance's keys, opaque machine tokens through Clerk's Backend API (cached, single flight,
+within a call budget). ``require_clerk_auth`` and ``require_machine`` do the same for a route,
+reading machine tokens from the ``Authorization`` header only, never from a cookie.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from starlette.requests import HTTPConnection
+
+from .claims import ClerkClaims
+from .dependencies import error_for_connection, extract_token, resolve_settings
+from .errors import ClerkAuthError, ErrorReason
+from .keys import key_source_for
+from .machine_tokens import (
+    LABELS,
+    MACHINE_TYPES,
+    Accepts,
+    MachineAuth,
+    TokenType,
+    accepted_types,
+    detect_token_type,
+    opaque_type,
+    require_scopes,
+)
+from .machine_verify import verifier_for, verify_machine_jwt
+from .settings import ClerkSettings, get_settings
+from .tokens import decode_unverified, verify_token
+
+__all__ = [
+    "MachineAuthDep",
+    "authenticate",
+    "machine_dependencies",
+    "require_clerk_auth",
+    "require_machine",
+]
+
+Clock = Callable[[], float]
+_SESSION_ONLY = frozenset({TokenType.SESSION_TOKEN})
+_ALL_MACHINES = (TokenType.M2M_TOKEN, TokenType.API_KEY, TokenType.OAUTH_TOKEN)
+_HEADER_ONLY = "\x00"  # a cookie name no browser can send: extract_token then reads the header
+
+
+async def authenticate(
+    token: str,
+    settings: ClerkSettings | None = None,
+    *,
+    accepts: Accepts = TokenType.SESSION_TOKEN,
+    clock: Clock = time.time,
+) -> ClerkClaims | MachineAuth:
+    """Verify any Clerk token: :class:`ClerkClaims` for a session token, :class:`MachineAuth`
+    for an M2M token, OAuth access token or API key; else raise :class:`ClerkAuthError`.
+
+    ``accepts`` is a :class:`TokenType`, a list of them, or ``"any"`` (default: session tokens
+    only). A token of another type is 401 ``token-type-mismatch`` without any network call.
+    ``settings`` defaults to :func:`get_settings`; ``clock`` (seconds since the epoch) is for
+    tests.
+    """
+    return await _authenticate(token, settings, accepted_types(accepts), clock)
+
+
+async def _authenticate(
+    token: str, settings: ClerkSettings | None, types: frozenset[TokenType], clock: Clock
+) -> ClerkClaims | MachineAuth:
+    if settings is None:
+        settings = get_settings()
+    kind = opaque_type(token)
+    if kind is not None:
+        _check_accepted(kind, types)
+        return await verifier_for(settings).verify(token, kind, clock())
+    if types == _SESSION_ONLY:  # verify_token refuses machine JWTs itself, header checks first
+        return await verify_token(token, settings, clock=clock)
+    try:
+        decoded = decode_unverified(token)
+    except ClerkAuthError:
+        if TokenType.SESSION_TOKEN in types:
+            raise
+        # Not a JWT and no machine prefix: by Clerk's rule, that is a (broken) session token.
+        _check_accepted(TokenType.SESSION_TOKEN, types)
+        raise  # pragma: no cover - _check_accepted raised
+    kind = detect_token_type(token, decoded[0], decoded[1])
+    _check_accepted(kind, types)
+    if kind is TokenType.SESSION_TOKEN:
+        return await verify_token(token, settings, clock=clock)
+    return await verify_machine_jwt(decoded, kind, settings, clock())
+
+
+def _describe(types: Iterable[TokenType]) -> str:
+    return ", ".join(sorted(t.value for t in types))
+
+
+def _check_accepted(kind: TokenType, types: frozenset[TokenType]) -> None:
+    if kind not in types:
+        raise ClerkAuthError(
+            ErrorReason.TOKEN_TYPE_MISMATCH,
+            f"the token is {LABELS[kind]} ({kind.value}); this endpoint accepts {_describe(types)}",
+        )
+
+
+# -- FastAPI -----------------------------------------------------------------------------
+
+
+class ClerkAuth(Protocol):
+    """What the dependencies need from a ``ClerkAuth``: the settings for a token."""
+
+    def settings_for(self, conn: HTTPConnection | None, token: str) -> Any: ...
+
+
+_FORMATS = {
+    TokenType.SESSION_TOKEN: "session JWT",
+    TokenType.M2M_TOKEN: "M2M token (mt_... or JWT)",
+    TokenType.OAUTH_TOKEN: "OAuth access token (oat_... or JWT)",
+    TokenType.API_KEY: "API key (ak_...)",
+}
+_SCHEME_NAMES = {
+    TokenType.SESSION_TOKEN: "Session",
+    TokenType.M2M_TOKEN: "M2M",
+    TokenType.OAUTH_TOKEN: "OAuth",
+    TokenType.API_KEY: "ApiKey",
+}
+_ORDER = list(TokenType)
+
+# Every dependency made here, so that the testing kit can override them all.
+_made: weakref.WeakSet[ClerkAuthDependency] = weakref.WeakSet()
+
+
+class ClerkAuthDependency(SecurityBase):
+    """A route dependency accepting ``types``; see :func:`require_clerk_auth`.
+
+    Being a security scheme, it documents in OpenAPI an HTTP bearer scheme naming the token
+    types it accepts, so /docs shows how to call the route.
+    """
+
+    def __init__(
+        self,
+        types: frozenset[TokenType],
+        scopes: tuple[str, ...],
+        auth: ClerkAuth | None,
+        name: str,
+    ) -> None:
+        self.types = types
+        self.scopes = scopes
+        self.auth = auth
+        ordered = [t for t in _ORDER if t in types]
+        self.model = HTTPBearerModel(
+            bearerFormat=" or ".join(_FORMATS[t] for t in ordered),
+            description=_scheme_description(ordered, scopes),
+        )
+        self.scheme_name = "Clerk" + "Or".join(_SCHEME_NAMES[t] for t in ordered)
+        self.__name__ = self.__qualname__ = name
+        _made.add(self)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+    async def __call__(self, conn: HTTPConnection) -> ClerkClaims | MachineAuth:
+        try:
+            result = await self._authenticate(conn)
+            if isinstance(result, MachineAuth):
+                require_scopes(result, self.scopes)
+        except ClerkAuthError as error:
+            raise error_for_connection(conn, error) from None
+        self.store(conn, result)
+        return result
+
+    @staticmethod
+    def store(conn: HTTPConnection, result: ClerkClaims | MachineAuth) -> None:
+        """Put ``result`` on ``conn.state``: ``clerk_auth`` always, ``clerk_user`` for a user
+        session, ``clerk_machine`` for a machine token."""
+        conn.state.clerk_auth = result
+        if isinstance(result, MachineAuth):
+            conn.state.clerk_machine = result
+        else:
+            conn.state.clerk_user = result
+
+    async def _authenticate(self, conn: HTTPConnection) -> ClerkClaims | MachineAuth:
+        # Machine tokens come only from the Authorization header; a cookie is read only when
+        # session tokens are accepted, and only a session token is accepted from it.
+        token = extract_token(conn, _HEADER_ONLY)
+        if token is not None:
+            return await _authenticate(
+                token, await self._settings(conn, token), self.types, time.time
+            )
+        settings = await self._settings(conn, None)
+        if TokenType.SESSION_TOKEN in self.types:
+            token = extract_token(conn, settings.session_cookie)
+            if token is not None:
+                return await _authenticate(token, settings, _SESSION_ONLY, time.time)
+            key_source_for(settings)  # misconfiguration first, never mistaken for a 401
+        raise ClerkAuthError(
+            ErrorReason.SESSION_TOKEN_MISSING,
+            f"no token: send 'Authorization: Bearer <token>' with a {_describe(self.types)}",
+        )
+
+    async def _settings(self, conn: HTTPConnection, token: str | None) -> ClerkSettings:
+        if self.auth is None:
+            return await resolve_settings(conn)
+        settings = self.auth.settings_for(conn, token or "")
+        if inspect.isawaitable(settings):
+            settings = await settings
+        assert isinstance(settings, ClerkSettings)
+        return settings
+
+
+def _scheme_description(ordered: list[TokenType], scopes: tuple[str, ...]) -> str:
+    kinds = ", ".join(_FORMATS[t] for t in ordered)
+    text = f"A Clerk token in `Authorization: Bearer <token>`: {kinds}."
+    if set(ordered) & MACHINE_TYPES:
+        text += " Machine tokens are read from this header only, never from a cookie."
+    if scopes:
+        text += f" Machine tokens need the scopes: {', '.join(scopes)}."
+    return text
+
+
+def require_clerk_auth(
+    accepts: Accepts = TokenType.SESSION_TOKEN,
+    scopes: Iterable[str] = (),
+    *,
+    auth: ClerkAuth | None = None,
+) -> ClerkAuthDependency:
+    """A dependency returning :class:`ClerkClaims` (session token) or :class:`MachineAuth`
+    (machine token), for the token types in ``accepts`` (a type, a list, or ``"any"``).
+
+    ``scopes``: every one is required of a machine token, else 403 ``scope-required`` naming
+    the missing scope (session tokens have no scopes). ``auth``: the ``ClerkAuth`` whose
+    instances verify the token (default: the settings from ``get_settings``). The result is
+    also stored on ``request.state.clerk_auth``.
+    """
+    types = accepted_types(accepts)
+    needed = _scopes(scopes)
+    return ClerkAuthDependency(types, needed, auth, f"require_clerk_auth({_describe(types)})")
+
+
+def require_machine(
+    accepts: Accepts = _ALL_MACHINES,
+    scopes: Iterable[str] = (),
+    *,
+    auth: ClerkAuth | None = None,
+) -> Callable[[HTTPConnection], Any]:
+    """A dependency returning the :class:`MachineAuth` of an M2M token, OAuth access token or
+    API key (``accepts`` narrows it), with every one of ``scopes``; session tokens are refused
+    with 401 ``token-type-mismatch``."""
+    types = accepted_types(accepts)
+    if TokenType.SESSION_TOKEN in types:
+        raise ValueError("require_machine accepts machine tokens only; use require_clerk_auth")
+    return ClerkAuthDependency(types, _scopes(scopes), auth, f"require_machine({_describe(types)})")
+
+
+def _scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(scopes, str):
+        return (scopes,)
+    needed = tuple(scopes)
+    if not all(isinstance(scope, str) and scope for scope in needed):
+        raise ValueError("scopes must be non-empty strings")
+    return needed
+
+
+def machine_dependencies() -> list[ClerkAuthDependency]:
+    """Every dependency :func:`require_clerk_auth` and :func:`require_machine` have made."""
+    return list(_made)
+
+
+MachineAuthDep = Annotated[MachineAuth, Depends(require_machine())]
+"""``machine: MachineAuthDep`` in a route signature: any verified machine token, or 401."""
