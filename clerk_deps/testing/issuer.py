@@ -402,7 +402,7 @@ class TestIssuer:
         self,
         machine_id: str = "mch_test",
         *,
-        scopes: Sequence[str] = (),
+        scopes: Sequence[str] | None = (),
         lifetime: int = 3600,
         now: float | None = None,
         headers: dict[str, Any] | None = None,
@@ -410,7 +410,8 @@ class TestIssuer:
     ) -> str:
         """A JWT M2M token, shaped like Clerk's: header ``cat`` ``cl_B7d4PD333AAA``, ``sub``
         the machine, ``jti`` ``mt_...``, ``scopes`` space-separated; other keywords are custom
-        claims (``None`` removes one). Verified by ``require_machine`` with no network call."""
+        claims (``None`` removes one; ``scopes=None`` leaves the scopes to ``aud=[...]``).
+        Verified by ``require_machine`` with no network call."""
         issued_at = int(time.time() if now is None else now)
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -419,10 +420,10 @@ class TestIssuer:
             "iat": issued_at,
             "nbf": issued_at - CLOCK_SKEW,
             "exp": issued_at + lifetime,
-            "scopes": " ".join(scopes),
+            "scopes": None if scopes is None else " ".join(scopes),
             **claims,
         }
-        header = self.header(cat=M2M_CATEGORY, **(headers or {}))
+        header = self.header(**{"cat": M2M_CATEGORY, **(headers or {})})
         return sign_jwt(header, _without_none(payload), self.private_key)
 
     def oauth_token(
@@ -451,7 +452,7 @@ class TestIssuer:
             "scp": list(scopes),
             **claims,
         }
-        header = self.header(cat=None, typ="at+jwt", **(headers or {}))
+        header = self.header(**{"cat": None, "typ": "at+jwt", **(headers or {})})
         return sign_jwt(header, _without_none(payload), self.private_key)
 
     def expired_token(
