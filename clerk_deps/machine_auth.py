@@ -14,6 +14,7 @@ import inspect
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends
@@ -69,7 +70,18 @@ async def authenticate(
     ``settings`` defaults to :func:`get_settings`; ``clock`` (seconds since the epoch) is for
     tests.
     """
-    return await _authenticate(token, settings, accepted_types(accepts), clock)
+    return await _authenticate(token, settings, _accepted(accepts), clock)
+
+
+def _accepted(accepts: Accepts) -> frozenset[TokenType]:
+    if isinstance(accepts, (str, tuple, frozenset)):
+        return _accepted_cached(accepts)
+    return accepted_types(accepts)
+
+
+@lru_cache(maxsize=64)
+def _accepted_cached(accepts: Accepts) -> frozenset[TokenType]:
+    return accepted_types(accepts)
 
 
 async def _authenticate(
@@ -79,7 +91,7 @@ async def _authenticate(
         settings = get_settings()
     kind = opaque_type(token)
     if kind is not None:
-        _check_accepted(kind, types)
+        check_accepted(kind, types)
         return await verifier_for(settings).verify(token, kind, clock())
     if types == _SESSION_ONLY:  # verify_token refuses machine JWTs itself, header checks first
         return await verify_token(token, settings, clock=clock)
@@ -89,10 +101,10 @@ async def _authenticate(
         if TokenType.SESSION_TOKEN in types:
             raise
         # Not a JWT and no machine prefix: by Clerk's rule, that is a (broken) session token.
-        _check_accepted(TokenType.SESSION_TOKEN, types)
-        raise  # pragma: no cover - _check_accepted raised
+        check_accepted(TokenType.SESSION_TOKEN, types)
+        raise  # pragma: no cover - check_accepted raised
     kind = detect_token_type(token, decoded[0], decoded[1])
-    _check_accepted(kind, types)
+    check_accepted(kind, types)
     if kind is TokenType.SESSION_TOKEN:
         return await verify_token(token, settings, clock=clock)
     return await verify_machine_jwt(decoded, kind, settings, clock())
@@ -102,7 +114,8 @@ def _describe(types: Iterable[TokenType]) -> str:
     return ", ".join(sorted(t.value for t in types))
 
 
-def _check_accepted(kind: TokenType, types: frozenset[TokenType]) -> None:
+def check_accepted(kind: TokenType, types: frozenset[TokenType]) -> None:
+    """Raise ``token-type-mismatch`` unless ``kind`` is one of ``types``."""
     if kind not in types:
         raise ClerkAuthError(
             ErrorReason.TOKEN_TYPE_MISMATCH,
@@ -255,7 +268,10 @@ def require_machine(
     with 401 ``token-type-mismatch``."""
     types = accepted_types(accepts)
     if TokenType.SESSION_TOKEN in types:
-        raise ValueError("require_machine accepts machine tokens only; use require_clerk_auth")
+        raise ValueError(
+            "require_machine accepts machine tokens only; for session tokens too, use "
+            "require_clerk_auth"
+        )
     return ClerkAuthDependency(types, _scopes(scopes), auth, f"require_machine({_describe(types)})")
 
 

@@ -32,6 +32,7 @@ from .backend_api import ClerkAPIError, ClerkBackendAPI
 from .errors import ClerkAuthError, ErrorReason
 from .machine_cache import (
     CallBudget,
+    SharedVerdicts,
     Verdict,
     VerdictCache,
     shared_verdicts_for,
@@ -178,20 +179,14 @@ class OpaqueVerifier:
             flights = self._flights.setdefault(loop, {})
             flight = flights.get(token)
             if flight is None:
-                flight = flights[token] = loop.create_task(self._ask(token, kind, now))
+                shared = shared_verdicts_for(self.settings)
+                if shared is None:  # over budget: refused here, before any task is made
+                    self._spend_budget(now)
+                flight = flights[token] = loop.create_task(self._ask(token, kind, now, shared))
                 flight.add_done_callback(lambda done: _landed(flights, token, done))
         return await asyncio.shield(flight)
 
-    async def _ask(self, token: str, kind: TokenType, now: float) -> Verdict:
-        """Ask the shared store, then Clerk (within the budget); remember the answer."""
-        shared = shared_verdicts_for(self.settings)
-        key = verdict_key(self.instance, token)
-        if shared is not None:
-            text = await shared.get(key)
-            found = Verdict.from_text(text) if text is not None else None
-            if found is not None:
-                self._remember(token, found, now, None)
-                return found
+    def _spend_budget(self, now: float) -> None:
         wait = self.budget.take(now)
         if wait > 0:
             raise self._unavailable(
@@ -199,6 +194,20 @@ class OpaqueVerifier:
                 "(CLERK_MACHINE_VERIFY_RATE / CLERK_MACHINE_VERIFY_BURST)",
                 wait,
             )
+
+    async def _ask(
+        self, token: str, kind: TokenType, now: float, shared: SharedVerdicts | None
+    ) -> Verdict:
+        """Ask the shared store (if any; the budget is then spent here), then Clerk; remember
+        the answer."""
+        if shared is not None:
+            key = verdict_key(self.instance, token)
+            text = await shared.get(key)
+            found = Verdict.from_text(text) if text is not None else None
+            if found is not None:
+                self._remember(token, found, now, None)
+                return found
+            self._spend_budget(now)
         verdict, until = await self._call_clerk(token, kind, now)
         self._remember(token, verdict, now, until)
         if shared is not None and until > now:

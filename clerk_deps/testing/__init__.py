@@ -35,6 +35,10 @@ if TYPE_CHECKING:
         TestIssuer,
         sign_jwt,
     )
+    from .machine_overrides import (
+        build_machine,
+        override_machine,
+    )
     from .overrides import (
         build_claims,
         override_clerk_settings,
@@ -54,8 +58,10 @@ _EXPORTS = {
     "TEMPLATE_CATEGORY": ".issuer",
     "TestIssuer": ".issuer",
     "build_claims": ".overrides",
+    "build_machine": ".machine_overrides",
     "override_clerk_settings": ".overrides",
     "override_clerk_user": ".overrides",
+    "override_machine": ".machine_overrides",
     "serve_app": ".server",
     "TestingExtraMissing": ".server",
     "sign_jwt": ".issuer",
@@ -70,8 +76,10 @@ __all__ = [
     "TestIssuer",
     "TestingExtraMissing",
     "build_claims",
+    "build_machine",
     "override_clerk_settings",
     "override_clerk_user",
+    "override_machine",
     "serve_app",
     "sign_jwt",
 ]
