@@ -132,6 +132,20 @@ class ClerkBackendAPI:
         """The instance's public key set."""
         return await self._request("GET", "/v1/jwks")
 
+    async def create_api_key(
+        self, subject: str, name: str, scopes: list[str] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Create an API key for a user or organization; its text is under ``"secret"``."""
+        body = {"type": "api_key", "subject": subject, "name": name, "scopes": scopes or []}
+        return await self._request("POST", "/api_keys", json={**body, **fields})
+
+    async def create_m2m_token(self, **fields: Any) -> dict[str, Any]:
+        """Create an M2M token (this client must hold a machine secret key); its text is under
+        ``"token"``. ``fields``: ``seconds_until_expiration``, ``claims``, ``token_format``."""
+        return await self._request(
+            "POST", "/m2m_tokens", json=fields, headers={"Clerk-API-Version": MACHINE_API_VERSION}
+        )
+
     async def verify_machine_token(self, kind: str, token: str) -> dict[str, Any]:
         """Clerk's answer for an opaque machine token: ``kind`` is ``m2m_token``, ``api_key`` or
         ``oauth_token``. Sent as Clerk's SDKs send it (no ``/v1``, ``Clerk-API-Version``); an

@@ -1,9 +1,11 @@
 """The ``clerk-deps`` command: the troubleshooting decision tree, as tools.
 
     clerk-deps doctor [--token TOKEN]      is this configuration going to work?
-    clerk-deps verify [TOKEN | -]          verify like the app; on failure, say how to fix it
+    clerk-deps verify [TOKEN | -]          verify like the app (any token type, named); on
+                                           failure, say how to fix it
     clerk-deps jwks-to-pem [--url URL]     PEM public keys from a key set (for CLERK_JWT_KEY)
     clerk-deps token USER_ID               create a session and mint a token (prints the token)
+    clerk-deps token --type api_key OWNER  create an API key (--type m2m_token: an M2M token)
     clerk-deps call URL --user USER_ID     mint a token and call URL with it at once
     clerk-deps emulator [--port P]         run FakeClerk on 127.0.0.1, with a test user
 

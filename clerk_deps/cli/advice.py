@@ -51,4 +51,9 @@ ADVICE: dict[ErrorReason, str] = {
     "Signing Secret), pass the raw body unchanged, and keep the server clock in sync",
     ErrorReason.SESSION_STATUS_UNAVAILABLE: "Clerk's Backend API could not tell the session's "
     "status; retry, or set CLERK_REVOCATION_FAIL_OPEN=true to accept tokens meanwhile",
+    ErrorReason.TOKEN_REVOKED: "this machine token or API key was revoked at Clerk: create a "
+    "new one ('clerk-deps token --type api_key OWNER' against the emulator)",
+    ErrorReason.SCOPE_REQUIRED: "create the API key or token with the scope the route needs",
+    ErrorReason.MACHINE_VERIFICATION_UNAVAILABLE: "Clerk's Backend API could not be asked (down, "
+    "rate-limited, or the per-process budget is spent): retry after Retry-After seconds",
 }

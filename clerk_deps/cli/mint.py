@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
-from ..backend_api import ClerkAPIError
+from ..backend_api import ClerkAPIError, ClerkBackendAPI
 from ..settings import ClerkSettings
 from ._common import (
     BACKEND_VARIABLES,
@@ -25,16 +25,33 @@ __all__ = ["cmd_call", "cmd_token", "mint_token", "register"]
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = commands.add_parser(
         "token",
-        help="create a session and mint a session token",
+        help="mint a session token (or create an API key or M2M token)",
         description="Create a session for USER_ID and mint a session token through the "
         "Backend API (Clerk allows this on development instances); print only the token, so "
         'it composes: curl -H "Authorization: Bearer $(clerk-deps token USER_ID)" URL. '
-        "An unknown user is 'no such user' (exit 1).",
+        "An unknown user is 'no such user' (exit 1). --type api_key OWNER creates an API key "
+        "for a user or organization and prints its secret; --type m2m_token creates an M2M "
+        "token (both also against the emulator).",
         epilog=BACKEND_VARIABLES,
     )
-    token.add_argument("user_id", help="the Clerk user id (user_...)")
+    token.add_argument(
+        "user_id",
+        nargs="?",
+        help="the Clerk user id (user_...); with --type api_key, the user_... or org_... owner",
+    )
     token.add_argument("--template", help="mint a JWT-template token instead")
     token.add_argument("--expires-in", type=int, help="token lifetime in seconds (30..)")
+    token.add_argument(
+        "--type",
+        choices=["session_token", "api_key", "m2m_token"],
+        default="session_token",
+        help="api_key: create an API key (prints its secret); m2m_token: create an M2M token "
+        "with CLERK_MACHINE_SECRET_KEY (or CLERK_SECRET_KEY)",
+    )
+    token.add_argument(
+        "--scope", action="append", default=[], help="a scope of the API key or M2M token"
+    )
+    token.add_argument("--name", default="clerk-deps", help="the API key's name")
     token.set_defaults(handler=async_handler(cmd_token))
 
     call = commands.add_parser(
@@ -82,8 +99,35 @@ async def _refuse_unknown_user(settings: ClerkSettings, user_id: str) -> None:
 
 async def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
     settings = load_settings()
+    if args.type != "session_token":
+        print(await _create_machine_token(settings, args), file=out)
+        return 0
+    if not args.user_id:
+        raise CommandError("a session token needs USER_ID (user_...)")
     print(await mint_token(settings, args.user_id, args.template, args.expires_in), file=out)
     return 0
+
+
+async def _create_machine_token(settings: ClerkSettings, args: argparse.Namespace) -> str:
+    """An API key (for the USER_ID argument, its owner) or an M2M token (machine secret key)."""
+    fields: dict[str, Any] = {}
+    if args.expires_in is not None:
+        fields["seconds_until_expiration"] = args.expires_in
+    try:
+        if args.type == "api_key":
+            if not args.user_id:
+                raise CommandError("an API key needs SUBJECT: the user_... or org_... it acts for")
+            api = backend_api(settings)
+            created = await api.create_api_key(args.user_id, args.name, args.scope, **fields)
+            return str(created["secret"])
+        key = settings.machine_secret_key or settings.secret_key
+        if key is None:
+            raise CommandError("an M2M token needs CLERK_MACHINE_SECRET_KEY (or CLERK_SECRET_KEY)")
+        api = ClerkBackendAPI(key, api_url=settings.api_url, timeout=settings.http_timeout)
+        created = await api.create_m2m_token(scopes=args.scope, **fields)
+        return str(created["token"])
+    except (ClerkAPIError, KeyError) as error:
+        raise CommandError(f"could not create the {args.type}: {error}") from None
 
 
 async def cmd_call(args: argparse.Namespace, out: TextIO) -> int:

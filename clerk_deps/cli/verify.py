@@ -9,7 +9,8 @@ from typing import TextIO
 
 from ..errors import ClerkAuthError
 from ..keys import parse_key_set
-from ..tokens import verify_token
+from ..machine_auth import authenticate
+from ..machine_tokens import MachineAuth
 from ._common import (
     VERIFY_VARIABLES,
     CommandError,
@@ -30,7 +31,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     verify = commands.add_parser(
         "verify",
         help="verify a token like the app does",
-        description="Verify a session token exactly as the app does and print its claims; on "
+        description="Verify a token exactly as the app does and print its claims: a session "
+        "token, or a machine token (API key, M2M or OAuth token, whose type is printed "
+        "first); on "
         "refusal, print the reason code, the message and how to fix it (exit 1). Read the "
         "token from stdin ('-', the default) to keep it out of shell history.",
         epilog=VERIFY_VARIABLES,
@@ -57,13 +60,20 @@ async def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     token = read_token(args.token, sys.stdin)
     settings = load_settings()
     try:
-        claims = await verify_token(token, settings)
+        verified = await authenticate(token, settings, accepts="any")
     except ClerkAuthError as error:
         print(f"rejected: {error.reason.value}\n{shown(error.message)}", file=out)
         print(f"fix: {ADVICE[error.reason]}", file=out)
         raise CommandError(f"token rejected ({error.reason.value})") from None
-    print_json(claims.model_dump(exclude_none=True), out)
-    print(f"valid: {claims.exp - int(time.time())} s left", file=out)
+    if isinstance(verified, MachineAuth):
+        print(f"type: {verified.token_type.value}", file=out)
+        print_json(verified.model_dump(mode="json", exclude_none=True), out)
+        expires = verified.expires_at
+        left = "no expiry" if expires is None else f"{expires - time.time():.0f} s left"
+        print(f"valid: {left}", file=out)
+        return 0
+    print_json(verified.model_dump(exclude_none=True), out)
+    print(f"valid: {verified.exp - int(time.time())} s left", file=out)
     return 0
 
 
