@@ -39,6 +39,7 @@ PAGES = [
     "deployment",
     "migrating",
     "authorization",
+    "machine",
 ]
 SNIPPET = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"([^":]+)(?::[^"]*)?"', re.M)
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[([^\]]+)\])?`")
@@ -482,6 +483,38 @@ def run_self_checking(path: str) -> Runner:
     return run
 
 
+def run_machine_routes(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    from clerk_deps import get_settings
+    from clerk_deps.machine_verify import clear_verifiers
+    from clerk_deps.testing import FakeClerk, override_machine
+
+    app = load("docs/snippets/machine_routes.py").app
+    with override_machine(app, token_type="api_key", subject="org_1", scopes=["invoices:read"]):
+        client = TestClient(app)
+        assert client.get("/invoices").json() == {"owner": "org_1", "invoices": []}
+        assert _reason(client.post("/jobs/sync")) == "token-type-mismatch"
+    with override_machine(app, token_type="m2m_token"):
+        assert TestClient(app).post("/jobs/sync").json() == {"started": True}
+    clear_verifiers()
+    with FakeClerk().serve() as fake:
+        app.dependency_overrides[get_settings] = fake.settings
+        client = TestClient(app)
+        key = fake.create_api_key("user_1", name="cli", scopes=["read"])
+        headers = {"Authorization": f"Bearer {key['secret']}"}
+        assert client.get("/projects", headers=headers).json() == {
+            "api_key": "cli",
+            "owner": "user_1",
+        }
+        assert client.get("/whoami", headers=headers).json()["type"] == "api_key"
+        assert _reason(client.get("/invoices", headers=headers)) == "scope-required"
+        user = fake.create_user()
+        token = fake.session_token(fake.create_session(user["id"])["id"])
+        session = {"Authorization": f"Bearer {token}"}
+        assert client.get("/projects", headers=session).json() == {"user": user["id"]}
+        assert _reason(client.get("/whoami", headers=session)) == "token-type-mismatch"
+    clear_verifiers()
+
+
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
     "docs/snippets/authorization_routes.py": run_authorization_routes,
@@ -494,6 +527,8 @@ RUNNERS: dict[str, Runner] = {
     "docs/snippets/authorization_testing.py": run_self_checking(
         "docs/snippets/authorization_testing.py"
     ),
+    "docs/snippets/machine_routes.py": run_machine_routes,
+    "docs/snippets/machine_testing.py": run_self_checking("docs/snippets/machine_testing.py"),
     "examples/docs_audit.py": run_audit,
     "examples/quickstart_app.py": run_quickstart,
     "examples/docs_settings_in_code.py": run_settings_in_code,
