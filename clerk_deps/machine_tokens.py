@@ -91,12 +91,15 @@ def accepted_types(accepts: Accepts) -> frozenset[TokenType]:
     return types
 
 
+_BY_PREFIX3 = {"mt_": TokenType.M2M_TOKEN, "ak_": TokenType.API_KEY}
+
+
 def opaque_type(token: str) -> TokenType | None:
     """The type an opaque token's prefix announces, or ``None`` for anything else."""
-    for prefix, kind in OPAQUE_PREFIXES.items():
-        if token.startswith(prefix):
-            return kind
-    return None
+    kind = _BY_PREFIX3.get(token[:3])
+    if kind is None and token.startswith("oat_"):
+        return TokenType.OAUTH_TOKEN
+    return kind
 
 
 def detect_token_type(

@@ -155,12 +155,16 @@ class OpaqueVerifier:
 
     async def verify(self, token: str, kind: TokenType, now: float) -> MachineAuth:
         """The machine behind ``token``, or raise the contract's reason for it."""
-        self._check_configured(kind)
-        check_opaque_shape(token, kind)
+        # Only well-shaped tokens of a configured instance are ever cached, so a hit needs
+        # neither check again.
         verdict = self.cache.get(token, now)
         if verdict is None:
+            self._check_configured(kind)
+            check_opaque_shape(token, kind)
             verdict = await self._single_flight(token, kind, now)
-        return verdict.result()
+        if verdict.auth is None:
+            raise ClerkAuthError(verdict.reason, verdict.message)
+        return verdict.auth
 
     def _check_configured(self, kind: TokenType) -> None:
         if self._secret_key is None and not (kind is TokenType.M2M_TOKEN and self._machine_key):
@@ -344,8 +348,26 @@ _verifiers: dict[tuple[Any, ...], OpaqueVerifier] = {}
 _verifiers_lock = threading.Lock()
 
 
+_by_settings: dict[int, tuple[ClerkSettings, OpaqueVerifier]] = {}
+_BY_SETTINGS_MAX = 64
+
+
 def verifier_for(settings: ClerkSettings) -> OpaqueVerifier:
     """The shared verifier of ``settings``' instance (API URL and keys) and cache settings."""
+    # Settings are immutable: remember the answer per object (the common case is one object
+    # for the life of the process), bounded so that settings built per request cannot pile up.
+    known = _by_settings.get(id(settings))
+    if known is not None and known[0] is settings:
+        return known[1]
+    verifier = _shared_verifier(settings)
+    with _verifiers_lock:
+        if len(_by_settings) >= _BY_SETTINGS_MAX:
+            _by_settings.clear()
+        _by_settings[id(settings)] = (settings, verifier)
+    return verifier
+
+
+def _shared_verifier(settings: ClerkSettings) -> OpaqueVerifier:
     lookup = (
         settings.api_url,
         _fingerprint(_secret(settings.secret_key), _secret(settings.machine_secret_key)),
@@ -369,3 +391,4 @@ def clear_verifiers() -> None:
     """Forget every verifier, with its verdicts and budget (tests; reloaded configuration)."""
     with _verifiers_lock:
         _verifiers.clear()
+        _by_settings.clear()
