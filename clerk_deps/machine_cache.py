@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import ClerkAuthError, ErrorReason
+from .errors import ErrorReason
 from .machine_tokens import MachineAuth
 from .settings import ClerkSettings
 
@@ -45,12 +45,6 @@ class Verdict:
     auth: MachineAuth | None
     reason: ErrorReason = ErrorReason.TOKEN_INVALID
     message: str = ""
-
-    def result(self) -> MachineAuth:
-        """The machine, or raise the refusal."""
-        if self.auth is None:
-            raise ClerkAuthError(self.reason, self.message)
-        return self.auth
 
     def to_text(self) -> str:
         """A JSON text for a shared store (no token, no secret: just the answer)."""

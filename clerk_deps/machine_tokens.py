@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from .claims import read_only
 from .errors import ClerkAuthError, ErrorReason
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "check_opaque_shape",
     "detect_token_type",
     "opaque_type",
-    "read_only",
     "require_scopes",
 ]
 
@@ -129,37 +129,6 @@ def check_opaque_shape(token: str, kind: TokenType) -> None:
 
 
 # -- the verified machine ----------------------------------------------------------------
-
-
-class _ReadOnlyList(list[Any]):
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("a verified machine token is read-only; copy the value to change it")
-
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (list(self),))
-
-
-class _ReadOnlyDict(dict[str, Any]):
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("a verified machine token is read-only; copy the value to change it")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
-    __ior__ = _refuse
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (dict(self),))
-
-
-def read_only(value: Any) -> Any:
-    """``value`` with every list and dict in it replaced by a read-only copy."""
-    if isinstance(value, list):
-        return _ReadOnlyList(read_only(item) for item in value)
-    if isinstance(value, dict):
-        return _ReadOnlyDict({key: read_only(item) for key, item in value.items()})
-    return value
 
 
 class MachineAuth(BaseModel):

@@ -471,3 +471,37 @@ def test_verifiers_are_shared_per_instance(fake: FakeClerk) -> None:
     assert verifier_for(fake.settings()) is verifier_for(fake.settings())
     assert verifier_for(fake.settings()) is not verifier_for(fake.settings(secret_key="sk_test_2"))
     assert "sk_" not in repr(verifier_for(fake.settings()))
+
+
+def scripted_clerk(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> Any:
+    async def clerk(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+    return clerk
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (404, "api_key_revoked", "token-revoked"),
+        (400, "token_expired", "token-expired"),
+        (422, "form_param_value_invalid", "token-invalid"),
+    ],
+)
+async def test_clerk_error_codes_name_revoked_and_expired(
+    status: int, code: str, expected: str
+) -> None:
+    body = {"errors": [{"code": code, "message": "m", "long_message": "l"}]}
+    with serve_app(scripted_clerk(status, body, [])) as url:
+        settings = ClerkSettings(issuer="https://x.example", api_url=url, secret_key="sk_test_x")
+        error = await refused("ak_" + "e" * 40, settings)
+    assert (error.status_code, error.reason.value) == (401, expected)
+
+
+async def test_a_retry_after_that_is_not_seconds_falls_back() -> None:
+    app = scripted_clerk(429, {"errors": []}, [(b"retry-after", b"Wed, 21 Oct 2015 07:28:00 GMT")])
+    with serve_app(app) as url:
+        settings = ClerkSettings(issuer="https://x.example", api_url=url, secret_key="sk_test_x")
+        error = await refused("ak_" + "r" * 40, settings)
+    assert error.headers == {"Retry-After": "10"}
