@@ -10,12 +10,11 @@ reading machine tokens from the ``Authorization`` header only, never from a cook
 
 from __future__ import annotations
 
-import inspect
 import time
 import weakref
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -23,7 +22,12 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from .claims import ClerkClaims
-from .dependencies import error_for_connection, extract_token, resolve_settings
+from .connection import (
+    error_for_connection,
+    extract_token,
+    resolve_settings,
+    session_cookie_names,
+)
 from .errors import ClerkAuthError, ErrorReason
 from .keys import key_source_for
 from .machine_tokens import (
@@ -41,6 +45,9 @@ from .machine_verify import verifier_for, verify_machine_jwt
 from .settings import ClerkSettings, get_settings
 from .tokens import decode_unverified, verify_token
 
+if TYPE_CHECKING:
+    from .auth import ClerkAuth
+
 __all__ = [
     "MachineAuthDep",
     "authenticate",
@@ -52,7 +59,7 @@ __all__ = [
 Clock = Callable[[], float]
 _SESSION_ONLY = frozenset({TokenType.SESSION_TOKEN})
 _ALL_MACHINES = (TokenType.M2M_TOKEN, TokenType.API_KEY, TokenType.OAUTH_TOKEN)
-_HEADER_ONLY = "\x00"  # a cookie name no browser can send: extract_token then reads the header
+_HEADER_ONLY: tuple[str, ...] = ()  # no cookie name: extract_token reads the header only
 
 
 async def authenticate(
@@ -129,12 +136,6 @@ def check_accepted(kind: TokenType, types: frozenset[TokenType]) -> None:
 
 
 # -- FastAPI -----------------------------------------------------------------------------
-
-
-class ClerkAuth(Protocol):
-    """What the dependencies need from a ``ClerkAuth``: the settings for a token."""
-
-    def settings_for(self, conn: HTTPConnection | None, token: str) -> Any: ...
 
 
 _FORMATS = {
@@ -214,7 +215,8 @@ class ClerkAuthDependency(SecurityBase):
             )
         settings = await self._settings(conn, None)
         if TokenType.SESSION_TOKEN in self.types:
-            token = extract_token(conn, settings.session_cookie)
+            names = session_cookie_names(settings.session_cookie, settings.publishable_key)
+            token = extract_token(conn, names)
             if token is not None:
                 return await _authenticate(token, settings, _SESSION_ONLY, time.time)
             key_source_for(settings)  # misconfiguration first, never mistaken for a 401
@@ -224,13 +226,15 @@ class ClerkAuthDependency(SecurityBase):
         )
 
     async def _settings(self, conn: HTTPConnection, token: str | None) -> ClerkSettings:
-        if self.auth is None:
+        """The instance that verifies ``token``: with a ``ClerkAuth`` of several instances, a
+        JWT goes to the one named by its ``iss``; an opaque token (no issuer) and a missing
+        token to the first instance configured."""
+        auth = self.auth
+        if auth is None:
             return await resolve_settings(conn)
-        settings = self.auth.settings_for(conn, token or "")
-        if inspect.isawaitable(settings):
-            settings = await settings
-        assert isinstance(settings, ClerkSettings)
-        return settings
+        if token is None or opaque_type(token) is not None:
+            return (await auth.all_settings(conn))[0]
+        return await auth.settings_for(conn, token)
 
 
 def _scheme_description(ordered: list[TokenType], scopes: tuple[str, ...]) -> str:

@@ -250,35 +250,6 @@ def test_build_machine_defaults() -> None:
     assert build_machine(m2m) is not m2m and build_machine(m2m, name="n").name == "n"
 
 
-class OneInstance:
-    """The part of ``ClerkAuth`` the machine dependencies use, for a fixed ``settings``."""
-
-    def __init__(self, settings: Any) -> None:
-        self.settings = settings
-        self.asked: list[str] = []
-
-    async def settings_for(self, conn: Any, token: str) -> Any:
-        self.asked.append(token)
-        return self.settings
-
-
-def test_dependencies_bound_to_an_auth_object(fake: FakeClerk) -> None:
-    bound = OneInstance(fake.settings())
-    app = FastAPI()
-
-    dependency = require_machine(auth=bound)  # type: ignore[arg-type]
-
-    @app.get("/bound")
-    async def route(auth: MachineAuth = Depends(dependency)) -> str:  # noqa: B008
-        return auth.subject
-
-    key = fake.create_api_key("org_b")
-    with TestClient(app) as client:  # no get_settings override: the bound settings are used
-        assert client.get("/bound", headers=bearer(key["secret"])).json() == "org_b"
-        assert client.get("/bound").status_code == 401
-    assert bound.asked[0] == key["secret"]
-
-
 def test_no_token_on_a_session_route_without_keys_is_a_configuration_error() -> None:
     from clerk_deps import ClerkSettings
 

@@ -100,3 +100,27 @@ def test_one_instance_in_code(fake: FakeClerk) -> None:
     with TestClient(app_for(clerk)) as client:
         assert client.get("/machine", headers=bearer(key["secret"])).json()["subject"] == "user_one"
         assert client.get("/machine", headers=bearer(jwt)).json()["type"] == "m2m_token"
+
+
+def test_the_default_instance_follows_the_apps_settings(fake: FakeClerk) -> None:
+    from clerk_deps import get_settings
+
+    app = app_for(ClerkAuth())
+    app.dependency_overrides[get_settings] = fake.settings
+    key = fake.create_api_key("org_dyn")
+    with TestClient(app) as client:
+        assert client.get("/machine", headers=bearer(key["secret"])).json()["subject"] == "org_dyn"
+        token = fake.session_token(fake.create_session(fake.create_user()["id"])["id"])
+        assert client.get("/either", headers=bearer(token)).status_code == 200
+
+
+def test_override_machine_for_one_auth_object() -> None:
+    from clerk_deps.testing import override_machine
+
+    clerk, other = ClerkAuth(PROD.settings()), ClerkAuth(STAGING.settings())
+    app, unrelated = app_for(clerk), app_for(other)
+    with override_machine(app, auth=clerk, subject="mch_o", token_type="m2m_token"):
+        with TestClient(app) as client:
+            assert client.get("/machine").json()["subject"] == "mch_o"
+        with override_machine(unrelated, auth=clerk), TestClient(unrelated) as client:
+            assert client.get("/machine").status_code == 401  # bound to another ClerkAuth

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
@@ -19,6 +19,9 @@ from ..dependencies import error_for_connection
 from ..errors import ClerkAuthError
 from ..machine_auth import ClerkAuthDependency, check_accepted, machine_dependencies
 from ..machine_tokens import MachineAuth, TokenType, require_scopes
+
+if TYPE_CHECKING:
+    from ..auth import ClerkAuth
 
 __all__ = ["build_machine", "override_machine"]
 
@@ -74,7 +77,11 @@ def _replacement(dependency: ClerkAuthDependency, machine: MachineAuth) -> Calla
 
 @contextmanager
 def override_machine(
-    app: FastAPI, machine: MachineAuth | Mapping[str, Any] | None = None, **fields: Any
+    app: FastAPI,
+    machine: MachineAuth | Mapping[str, Any] | None = None,
+    *,
+    auth: ClerkAuth | None = None,
+    **fields: Any,
 ) -> Iterator[MachineAuth]:
     """Authenticate every request to ``app`` as one machine, without tokens, in the block.
 
@@ -86,12 +93,15 @@ def override_machine(
         with override_machine(app, token_type="api_key", subject="org_1", scopes=["read"]):
             assert client.get("/reports").status_code == 200
 
-    The overrides that were there before are put back on exit.
+    With ``auth=clerk``, only the dependencies bound to that ``ClerkAuth`` are replaced. The
+    overrides that were there before are put back on exit.
     """
     built = build_machine(machine, **fields)
     overrides = app.dependency_overrides
     replacements: dict[Callable[..., Any], Callable[..., Any]] = {
-        dep: _replacement(dep, built) for dep in machine_dependencies()
+        dep: _replacement(dep, built)
+        for dep in machine_dependencies()
+        if auth is None or dep.auth is auth
     }
     saved = {dep: overrides.get(dep, _MISSING) for dep in replacements}
     overrides.update(replacements)
