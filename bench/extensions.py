@@ -9,11 +9,12 @@ round-robin with the other rows and prints it with its target.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 
-from harness import Measurement
+from harness import Measurement, drive
 
-from clerk_deps import ClerkSettings
+from clerk_deps import ClerkSettings, TokenType, authenticate
 
 
 def _missing(module: str, what: str) -> str | None:
@@ -26,14 +27,53 @@ def api_key_cached(settings: ClerkSettings, iterations: int) -> Measurement | st
     """An ``ak_`` API key whose verdict is cached: ``authenticate(key, settings,
     accepts="api_key")`` again and again, after one call has asked FakeClerk on 127.0.0.1.
     Target: no more than a warm session-token hit (the ``warm`` row's ratio)."""
-    return _missing("clerk_deps.machine", "machine tokens") or "not measured yet"
+    from pydantic import SecretStr
+
+    from clerk_deps.machine_verify import clear_verifiers
+    from clerk_deps.testing import FakeClerk
+
+    clear_verifiers()
+    with FakeClerk().serve() as fake:
+        machine_settings = settings.model_copy(
+            update={
+                "api_url": fake.base_url,
+                "secret_key": SecretStr(fake.secret_key),
+                "machine_cache_ttl": 3600.0,  # outlives the run: every timed call is a hit
+            }
+        )
+        key = fake.create_api_key("org_bench", scopes=["read"])["secret"]
+        asyncio.run(authenticate(key, machine_settings, accepts=TokenType.API_KEY))
+        if fake.verify_calls() != 1:  # pragma: no cover - a broken cache, not a figure
+            return "the API key was not verified exactly once"
+    accepts = TokenType.API_KEY
+
+    def run() -> int:
+        for _ in range(iterations):
+            drive(authenticate(key, machine_settings, accepts=accepts))
+        return iterations
+
+    return Measurement("api_key", run)
 
 
 def m2m_jwt_cold(settings: ClerkSettings, count: int) -> Measurement | str:
     """Distinct M2M JWTs (``sub`` ``mch_...``) minted by the testing kit, verified locally by
-    ``authenticate(token, settings, accepts="m2m_token")``, every cache emptied before each
-    repeat. Target: no more than a cold session token (the ``cold`` row's ratio)."""
-    return _missing("clerk_deps.machine", "machine tokens") or "not measured yet"
+    ``authenticate(token, settings, accepts="m2m_token")``: decode, type, signature, claims.
+    (JWT machine tokens are not cached, so every call is cold.) Target: no more than a cold
+    session token (the ``cold`` row's ratio)."""
+    from clerk_deps.testing import TestIssuer
+
+    issuer = TestIssuer(issuer=settings.issuer or "https://clerk.bench.example")
+    if settings.jwt_key is None or issuer.public_pem.strip() != settings.jwt_key.strip():
+        return "needs settings from the testing kit's default key (TestIssuer().settings())"
+    tokens = [issuer.m2m_token(f"mch_{i}", scopes=["mch_api"]) for i in range(count)]
+    accepts = TokenType.M2M_TOKEN
+
+    def run() -> int:
+        for token in tokens:
+            drive(authenticate(token, settings, accepts=accepts))
+        return len(tokens)
+
+    return Measurement("m2m", run)
 
 
 def revocation_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement | str:

@@ -133,6 +133,7 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
         )
     parts = token.split(".")
     if len(parts) != 3:
+        _refuse_opaque_machine_token(token)
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             f"not a JWT: expected 3 dot-separated segments, got {len(parts)}",
@@ -421,3 +422,14 @@ async def verify_signed_jwt(decoded: DecodedJwt, settings: ClerkSettings, now: f
     _check_claim_types(payload)
     _check_times(payload, settings, now)
     _check_issuer(payload, settings)
+
+
+def _refuse_opaque_machine_token(token: str) -> None:
+    """An API key, opaque M2M or OAuth token is not a session token: ``token-type-mismatch``
+    (as Clerk's SDKs answer), decided from its prefix alone."""
+    if token.startswith(("ak_", "mt_", "oat_")):
+        raise _invalid(
+            ErrorReason.TOKEN_TYPE_MISMATCH,
+            "a machine token (API key, M2M or OAuth token) is not a session token; routes that "
+            "take machine tokens use require_machine or require_clerk_auth(accepts=...)",
+        )

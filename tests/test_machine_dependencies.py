@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from clerk_deps import (
     ClerkClaims,
+    CurrentUserDep,
     MachineAuth,
     MachineAuthDep,
     get_settings,
@@ -259,3 +260,19 @@ def test_no_token_on_a_session_route_without_keys_is_a_configuration_error() -> 
         response = client.get("/either")
     assert (response.status_code, reason(response)) == (500, "auth-not-configured")
     assert repr(require_machine()) == "require_machine(api_key, m2m_token, oauth_token)"
+
+
+def test_session_only_routes_call_machine_tokens_a_type_mismatch(fake: FakeClerk) -> None:
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(user: CurrentUserDep) -> str:
+        return user.sub
+
+    app.dependency_overrides[get_settings] = fake.settings
+    before = fake.verify_calls()
+    with TestClient(app) as client:
+        for token in ("ak_" + "k" * 40, "mt_" + "m" * 40, "oat_" + "o" * 40):
+            response = client.get("/me", headers=bearer(token))
+            assert (response.status_code, reason(response)) == (401, "token-type-mismatch")
+    assert fake.verify_calls() == before
