@@ -30,6 +30,7 @@ from .connection import (
 )
 from .errors import ClerkAuthError, ErrorReason
 from .keys import key_source_for
+from .machine_jwt import verify_machine_jwt
 from .machine_tokens import (
     LABELS,
     MACHINE_TYPES,
@@ -41,7 +42,7 @@ from .machine_tokens import (
     opaque_type,
     require_scopes,
 )
-from .machine_verify import verifier_for, verify_machine_jwt
+from .machine_verify import verifier_for
 from .settings import ClerkSettings, get_settings
 from .tokens import decode_unverified, verify_token
 

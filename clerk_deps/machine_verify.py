@@ -1,9 +1,7 @@
-"""Verifying machine tokens: JWTs locally, opaque tokens through Clerk's Backend API.
+"""Opaque machine tokens (``mt_``, ``oat_``, ``ak_``), verified through Clerk's Backend API.
 
-JWT M2M and OAuth tokens go through the same header, key and signature checks as session
-tokens (:func:`clerk_deps.tokens.verify_signed_jwt`, the instance's shared key source), then
-their own claim rules. Opaque tokens (``mt_``, ``oat_``, ``ak_``) are Clerk's to judge; per
-instance, an :class:`OpaqueVerifier` makes that cheap and safe:
+Only Clerk can judge them; per instance, an :class:`OpaqueVerifier` makes that cheap and
+safe:
 
 1. a token of impossible shape is refused before anything else (it never leaves the process);
 2. a remembered verdict answers at once: "valid" for at most ``machine_cache_ttl`` and never
@@ -20,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import threading
 import weakref
@@ -40,87 +39,18 @@ from .machine_cache import (
 )
 from .machine_tokens import (
     LABELS,
-    M2M_CATEGORY,
     MachineAuth,
     TokenType,
     check_opaque_shape,
 )
 from .settings import ClerkSettings
-from .tokens import DecodedJwt, verify_signed_jwt
 
-__all__ = ["OpaqueVerifier", "clear_verifiers", "verifier_for", "verify_machine_jwt"]
+__all__ = ["OpaqueVerifier", "clear_verifiers", "verifier_for"]
+
+logger = logging.getLogger("clerk_deps")
 
 _UNAVAILABLE_RETRY = 5  # seconds, when Clerk failed without saying how long to wait
 _RATE_LIMITED_RETRY = 10  # seconds, a 429 without Retry-After (Clerk's window is 10 s)
-_M2M_REGISTERED = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scopes"})
-
-
-# -- JWT machine tokens ------------------------------------------------------------------------
-
-
-async def verify_machine_jwt(
-    decoded: DecodedJwt, kind: TokenType, settings: ClerkSettings, now: float
-) -> MachineAuth:
-    """Verify a JWT M2M or OAuth token (already typed by :func:`detect_token_type`)."""
-    await verify_signed_jwt(decoded, settings, now)
-    header, payload = decoded[0], decoded[1]
-    if kind is TokenType.M2M_TOKEN:
-        return _m2m_from_jwt(header, payload)
-    return _oauth_from_jwt(payload)
-
-
-def _bad_claim(kind: str, rule: str) -> ClerkAuthError:
-    return ClerkAuthError(ErrorReason.TOKEN_INVALID, f"not a valid {kind} JWT: {rule}")
-
-
-def _space_separated(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return value.split()
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return list(value)
-    return None
-
-
-def _m2m_from_jwt(header: dict[str, Any], payload: dict[str, Any]) -> MachineAuth:
-    if header.get("cat", M2M_CATEGORY) != M2M_CATEGORY:
-        raise _bad_claim("M2M", f"header cat must be {M2M_CATEGORY} or absent")
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not jti.startswith("mt_"):
-        raise _bad_claim("M2M", "claim 'jti' (the token id) must start with 'mt_'")
-    scopes = _space_separated(payload["scopes"] if "scopes" in payload else payload.get("aud", []))
-    if scopes is None:
-        raise _bad_claim("M2M", "'scopes' must be a space-separated string or 'aud' a list")
-    claims = {name: value for name, value in payload.items() if name not in _M2M_REGISTERED}
-    return MachineAuth(
-        token_type=TokenType.M2M_TOKEN,
-        id=jti,
-        subject=payload["sub"],
-        scopes=scopes,
-        claims=claims,
-        expires_at=payload["exp"],
-    )
-
-
-def _oauth_from_jwt(payload: dict[str, Any]) -> MachineAuth:
-    if not payload["sub"].startswith("user_"):
-        raise _bad_claim("OAuth", "claim 'sub' must be a user id (user_...)")
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not jti.startswith("oat_"):
-        raise _bad_claim("OAuth", "claim 'jti' (the token id) must start with 'oat_'")
-    client_id = payload.get("client_id")
-    if not isinstance(client_id, str) or not client_id:
-        raise _bad_claim("OAuth", "claim 'client_id' must be a non-empty string")
-    scopes = _space_separated(payload["scp"] if "scp" in payload else payload.get("scope", ""))
-    if scopes is None:
-        raise _bad_claim("OAuth", "'scp' must be a list of strings or 'scope' a string")
-    return MachineAuth(
-        token_type=TokenType.OAUTH_TOKEN,
-        id=jti,
-        subject=payload["sub"],
-        scopes=scopes,
-        client_id=client_id,
-        expires_at=payload["exp"],
-    )
 
 
 # -- opaque tokens -----------------------------------------------------------------------------
@@ -149,6 +79,7 @@ class OpaqueVerifier:
             asyncio.AbstractEventLoop, dict[str, asyncio.Task[Verdict]]
         ] = weakref.WeakKeyDictionary()
         self._flights_lock = threading.Lock()
+        self._next_budget_log = -math.inf
 
     def __repr__(self) -> str:
         return f"OpaqueVerifier(api_url={self.settings.api_url!r}, cached={len(self.cache)})"
@@ -193,10 +124,15 @@ class OpaqueVerifier:
     def _spend_budget(self, now: float) -> None:
         wait = self.budget.take(now)
         if wait > 0:
+            # A flood is refused request by request, but logged at most once a minute.
+            log = now >= self._next_budget_log
+            if log:
+                self._next_budget_log = now + 60
             raise self._unavailable(
                 "this process's budget of Backend API verification calls is spent "
                 "(CLERK_MACHINE_VERIFY_RATE / CLERK_MACHINE_VERIFY_BURST)",
                 wait,
+                log=log,
             )
 
     async def _ask(
@@ -257,7 +193,7 @@ class OpaqueVerifier:
             variable = "CLERK_MACHINE_SECRET_KEY" if use_machine_key else "CLERK_SECRET_KEY"
             raise ClerkAuthError(
                 ErrorReason.AUTH_NOT_CONFIGURED,
-                f"Clerk refused {variable} (HTTP {status}) while verifying a "
+                f"Clerk refused {variable} (HTTP {status}) while verifying "
                 f"{LABELS[kind]}: check that it is this instance's key",
             )
         if status == 429:
@@ -277,8 +213,10 @@ class OpaqueVerifier:
             None, ErrorReason.TOKEN_INVALID, _refusal(kind, f"is unknown to Clerk (HTTP {status})")
         )
 
-    def _unavailable(self, cause: str, wait: float) -> ClerkAuthError:
+    def _unavailable(self, cause: str, wait: float, *, log: bool = True) -> ClerkAuthError:
         seconds = max(1, math.ceil(wait))
+        if log:
+            logger.warning("clerk_deps: machine-token verification unavailable: %s", cause)
         return ClerkAuthError(
             ErrorReason.MACHINE_VERIFICATION_UNAVAILABLE,
             f"could not verify the machine token: {cause}; retry in {seconds} s",

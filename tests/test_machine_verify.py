@@ -505,3 +505,20 @@ async def test_a_retry_after_that_is_not_seconds_falls_back() -> None:
         settings = ClerkSettings(issuer="https://x.example", api_url=url, secret_key="sk_test_x")
         error = await refused("ak_" + "r" * 40, settings)
     assert error.headers == {"Retry-After": "10"}
+
+
+async def test_failures_are_logged_without_the_token(
+    fake: FakeClerk, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="clerk_deps")
+    settings = fake.settings(machine_verify_rate=0.01, machine_verify_burst=1)
+    tokens = [random_key() for _ in range(20)]
+    key = fake.create_api_key()
+    with fake.machine_verify_outage(503):
+        await refused(key["secret"], settings)
+    for token in tokens:
+        await refused(token, settings)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("HTTP 503" in m for m in messages)
+    assert sum("budget" in m for m in messages) == 1  # a flood is logged once, not per request
+    assert not any(t in m for m in messages for t in [*tokens, key["secret"], fake.secret_key])
