@@ -5,8 +5,10 @@
   deadline (never past the token's expiry). The hit path takes no lock.
 * :class:`CallBudget`: a token bucket of verification calls per process and instance, so a
   flood of made-up tokens cannot spend the instance's Backend API rate limit (or its bill).
-* :class:`SharedVerdicts`: the interface of a store shared by every worker (Redis); plug one in
-  with :func:`use_shared_verdicts`. Without one, each process verifies a token once.
+* :class:`SharedVerdicts`: the interface of a store shared by every worker. With
+  ``CLERK_REDIS_URL`` it is the Redis store (:mod:`clerk_deps.store`), so a token verified by
+  one worker is not verified again by the others; another can be plugged in with
+  :func:`use_shared_verdicts`. Without one, each process verifies a token once.
 """
 
 from __future__ import annotations
@@ -167,8 +169,16 @@ def use_shared_verdicts(factory: Callable[[ClerkSettings], SharedVerdicts | None
 
 
 def shared_verdicts_for(settings: ClerkSettings) -> SharedVerdicts | None:
-    """The shared store plugged in for ``settings``, if any."""
-    return None if _shared_factory is None else _shared_factory(settings)
+    """The store verdicts are shared through: the one plugged in with
+    :func:`use_shared_verdicts`, else Redis when ``CLERK_REDIS_URL`` is set, else none (the
+    in-process cache is then all there is)."""
+    if _shared_factory is not None:
+        return _shared_factory(settings)
+    if settings.redis_url is None:
+        return None
+    from .store import store_for
+
+    return store_for(settings)
 
 
 def verdict_key(instance: str, token: str) -> str:

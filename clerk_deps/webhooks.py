@@ -188,9 +188,10 @@ def _verified(
         )
     if secret is None:
         secret = (settings or get_settings()).webhook_signing_secret
-    if secret is None or not (
-        secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    ).strip():
+    if (
+        secret is None
+        or not (secret.get_secret_value() if isinstance(secret, SecretStr) else secret).strip()
+    ):
         raise ClerkAuthError(
             ErrorReason.AUTH_NOT_CONFIGURED,
             "no webhook signing secret: set CLERK_WEBHOOK_SIGNING_SECRET to the endpoint's "
