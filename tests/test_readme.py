@@ -54,3 +54,19 @@ def test_env_example_lists_every_setting() -> None:
         assert re.search(rf"^#? ?{aliases[0]}=", text, re.M), aliases[0]
         for variable in aliases[1:]:
             assert variable in text, variable
+
+
+def test_readme_names_every_status_a_client_can_get() -> None:
+    """401/403 for refusals, and the server-side 500 and 503, each with its reason code."""
+    from clerk_deps import ErrorReason
+    from clerk_deps.errors import status_for
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "401" in text and "403" in text
+    for reason in (ErrorReason.AUTH_NOT_CONFIGURED, ErrorReason.JWK_FAILED_TO_LOAD):
+        status = status_for(reason)
+        assert f"**{status}** `{reason.value}`" in text, reason
+    assert status_for(ErrorReason.AUTH_NOT_CONFIGURED) == 500
+    assert status_for(ErrorReason.JWK_FAILED_TO_LOAD) == 503
+    assert "Retry-After" in text
+    assert "pip install 'clerk-deps[testing]'" in text
