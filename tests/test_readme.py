@@ -63,7 +63,9 @@ def test_readme_names_every_status_a_client_can_get() -> None:
 
     text = " ".join((ROOT / "README.md").read_text().split())
     assert "401" in text and "403" in text
-    for reason in (ErrorReason.AUTH_NOT_CONFIGURED, ErrorReason.JWK_FAILED_TO_LOAD):
+    server_side = [ErrorReason.AUTH_NOT_CONFIGURED, ErrorReason.JWK_FAILED_TO_LOAD]
+    server_side += [r for r in ErrorReason if r.value == "machine-verification-unavailable"]
+    for reason in server_side:
         status = status_for(reason)
         assert f"**{status}** `{reason.value}`" in text, reason
     assert status_for(ErrorReason.AUTH_NOT_CONFIGURED) == 500
