@@ -356,3 +356,10 @@ def test_test_issuer_plays_several_instances() -> None:
         assert refused.value.reason.value == "token-invalid-signature"
         verified = asyncio.run(ClerkAuth(two.settings(issuer=one.issuer)).verify(forged))
         assert verified.iss == one.issuer  # it is two's signature indeed
+
+
+def test_a_get_settings_override_must_return_settings() -> None:
+    app = _protected_app(None, require_clerk_user)
+    app.dependency_overrides[get_settings] = lambda: {"issuer": ISSUER.issuer}
+    with pytest.raises(TypeError, match="returned dict, not ClerkSettings"):
+        TestClient(app).get("/me", headers=bearer(ISSUER.token()))
