@@ -70,6 +70,10 @@ if TYPE_CHECKING:
         ClerkWebhookEvent,
         verify_webhook,
     )
+    from .websocket import (
+        accept_websocket,
+        require_origin,
+    )
 
 # Public names are imported on first use (see _lazy.py): importing the package stays cheap.
 _EXPORTS = {
@@ -89,6 +93,7 @@ _EXPORTS = {
     "OptionalUserDep": ".dependencies",
     "TokenType": ".machine_tokens",
     "authenticate": ".machine_auth",
+    "accept_websocket": ".websocket",
     "clerk_error_handler": ".errors",
     "clerk_lifespan": ".dependencies",
     "get_settings": ".settings",
@@ -100,6 +105,7 @@ _EXPORTS = {
     "require_machine": ".machine_auth",
     "require_org_permission": ".authz",
     "require_org_role": ".authz",
+    "require_origin": ".websocket",
     "require_plan": ".authz",
     "require_reverification": ".authz",
     "verify_token": ".tokens",
@@ -123,6 +129,7 @@ __all__ = [
     "MachineAuthDep",
     "OptionalUserDep",
     "TokenType",
+    "accept_websocket",
     "authenticate",
     "clerk_error_handler",
     "clerk_lifespan",
@@ -135,6 +142,7 @@ __all__ = [
     "require_machine",
     "require_org_permission",
     "require_org_role",
+    "require_origin",
     "require_plan",
     "require_reverification",
     "verify_token",

@@ -44,6 +44,7 @@ class ErrorReason(str, Enum):
     TOKEN_REVOKED = "token-revoked"
     SCOPE_REQUIRED = "scope-required"
     MACHINE_VERIFICATION_UNAVAILABLE = "machine-verification-unavailable"
+    ORIGIN_NOT_ALLOWED = "origin-not-allowed"
 
     def __str__(self) -> str:
         return self.value
@@ -57,6 +58,7 @@ _FORBIDDEN = frozenset(
         ErrorReason.FEATURE_REQUIRED,
         ErrorReason.PLAN_REQUIRED,
         ErrorReason.SCOPE_REQUIRED,
+        ErrorReason.ORIGIN_NOT_ALLOWED,
     }
 )
 

@@ -178,6 +178,22 @@ class ClerkSettings(BaseSettings):
     machine_verify_burst: int = Field(
         default=20, ge=1, validation_alias=_env("CLERK_MACHINE_VERIFY_BURST")
     )
+    websocket_token_protocol: bool = Field(
+        default=False, validation_alias=_env("CLERK_WEBSOCKET_TOKEN_PROTOCOL")
+    )
+    """Read a WebSocket's token from an offered subprotocol ``clerk.token.<token>``."""
+    websocket_query_param: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.~-]+$",
+        validation_alias=_env("CLERK_WEBSOCKET_QUERY_PARAM"),
+    )
+    """Query parameter a WebSocket's token may come in (off when unset: URLs end up in logs)."""
+    websocket_refusal: Literal["response", "close"] = Field(
+        default="response", validation_alias=_env("CLERK_WEBSOCKET_REFUSAL")
+    )
+    """How a refused WebSocket handshake is answered: ``response`` (the HTTP error, where the
+    server supports the ASGI denial response) or ``close`` (accept, then close with code 1008
+    and the reason code: the only answer a browser's JavaScript can read)."""
 
     def __init__(self, **values: Any) -> None:
         # Unknown keywords are a programming error; unknown *environment* variables are not
@@ -229,6 +245,11 @@ class ClerkSettings(BaseSettings):
                 "must be a redis://, rediss:// or unix:// URL, e.g. redis://localhost:6379/0",
             )
         return SecretStr(url)
+
+    @field_validator("websocket_query_param", mode="before")
+    @classmethod
+    def _blank_query_param_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("issuer")
     @classmethod

@@ -56,4 +56,6 @@ ADVICE: dict[ErrorReason, str] = {
     ErrorReason.SCOPE_REQUIRED: "create the API key or token with the scope the route needs",
     ErrorReason.MACHINE_VERIFICATION_UNAVAILABLE: "Clerk's Backend API could not be asked (down, "
     "rate-limited, or the per-process budget is spent): retry after Retry-After seconds",
+    ErrorReason.ORIGIN_NOT_ALLOWED: "list the page's origin in require_origin(...) (a page on "
+    "another site must not use your user's cookie)",
 }
