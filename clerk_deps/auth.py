@@ -31,13 +31,13 @@ from ._http import close_shared_client
 from .claims import ClerkClaims
 from .connection import (
     call_settings_factory,
-    error_for_connection,
     extract_token,
     resolve_settings,
 )
 from .errors import ClerkAuthError, ErrorReason
 from .instances import Instance, IssuerRouter
 from .settings import ClerkSettings, get_settings
+from .websocket import refusal_for, websocket_token
 
 __all__ = ["ClerkAuth", "ClerkUserDependency", "OptionalClerkUserDependency", "default_auth"]
 
@@ -207,13 +207,16 @@ class ClerkAuth:
     async def authenticate(self, conn: HTTPConnection, *, optional: bool) -> ClerkClaims | None:
         """What :attr:`user` (``optional=False``) and :attr:`optional_user` do: the claims of
         the connection's token, stored on ``conn.state.clerk_user``; errors in the form the
-        connection can receive (see :func:`error_for_connection`)."""
+        connection can receive (see :func:`~clerk_deps.websocket.refusal_for`)."""
+        settings: ClerkSettings | None = None
         try:
             instance = self._single
             if instance is None and self._router is None:
                 instance = await self._dynamic_instance(conn)
             names = instance.cookie_names if instance is not None else self._cookie_names
-            token = extract_token(conn, names)
+            # WebSocket transports follow the first instance's settings when there are several
+            settings = instance.settings if instance is not None else self._settings[0]
+            token = websocket_token(conn, settings) or extract_token(conn, names)
             if token is None:
                 if optional:
                     return None
@@ -224,7 +227,7 @@ class ClerkAuth:
                 assert self._router is not None
                 claims = await self._router.verify(token, time.time())
         except ClerkAuthError as error:
-            raise error_for_connection(conn, error) from None
+            raise await refusal_for(conn, error, settings) from None
         conn.scope.setdefault("state", {})["clerk_user"] = claims
         return claims
 

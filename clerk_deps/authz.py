@@ -5,8 +5,8 @@ request) and returns an async dependency built on :func:`require_clerk_user`, or
 ``auth.user`` with the keyword-only ``auth=`` (a :class:`ClerkAuth`). It answers with the same
 :class:`ClerkClaims`, so one ``app.dependency_overrides[require_clerk_user]`` (or one
 ``override_clerk_user(app, auth=...)``) in tests covers every route, and a request that
-fails gets a 403 with the reason code of contract section 3 (a WebSocket is closed with 1008
-and the reason code instead).
+fails gets a 403 with the reason code of contract section 3 (a WebSocket handshake is refused
+the same way, see :mod:`clerk_deps.websocket`).
 
 A dependency cannot add responses to the OpenAPI document; pass :data:`AUTH_RESPONSES` as
 ``responses=`` of the route, the router or the app to document the 401 and 403 bodies.
@@ -34,8 +34,8 @@ from .claims import (
     parse_requested_name,
     reverification_requirement,
 )
-from .connection import error_for_connection
 from .errors import ClerkAuthError, ErrorReason
+from .websocket import refusal_for
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -54,13 +54,16 @@ Check = Callable[[ClerkClaims], ClerkAuthError | None]
 
 
 def _guard(name: str, check: Check, auth: ClerkAuth | None) -> ClaimsDependency:
+    bound = default_auth if auth is None else auth
+
     async def dependency(conn: HTTPConnection, claims: ClerkClaims) -> ClerkClaims:
         error = check(claims)
         if error is not None:
-            raise error_for_connection(conn, error)
+            settings = await bound.settings_for(conn, claims)
+            raise await refusal_for(conn, error, settings)
         return claims
 
-    user = (default_auth if auth is None else auth).user
+    user = bound.user
     # Built here, not from annotations: the dependency on ``user`` differs per ClerkAuth.
     dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [

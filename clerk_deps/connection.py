@@ -190,8 +190,14 @@ def _session_cookie(cookie_headers: list[bytes], names: tuple[str, ...]) -> str 
 
 
 def error_for_connection(conn: HTTPConnection, error: ClerkAuthError) -> Exception:
-    """``error`` as ``conn`` must receive it: a WebSocket is closed with code 1008 and the
-    reason code (an HTTP error body cannot reach it); an HTTP request gets ``error`` itself."""
-    if conn.scope["type"] == "websocket":
+    """``error`` as ``conn`` must receive it, for code that cannot ``await``: an HTTP request,
+    or a WebSocket on a server with the ASGI denial response, gets ``error`` itself (the app's
+    handler answers the handshake with it); another WebSocket is closed with 1008 and the
+    reason code. Prefer ``await clerk_deps.websocket.refusal_for(conn, error, settings)``,
+    which also honours ``CLERK_WEBSOCKET_REFUSAL`` and accepts first so browsers see the close.
+    """
+    if conn.scope["type"] == "websocket" and "websocket.http.response" not in (
+        conn.scope.get("extensions") or {}
+    ):
         return WebSocketException(WS_1008_POLICY_VIOLATION, error.reason.value)
     return error

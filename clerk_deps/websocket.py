@@ -28,6 +28,7 @@ from starlette.requests import HTTPConnection
 from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.websockets import WebSocket, WebSocketState
 
+from .connection import resolve_settings
 from .errors import ClerkAuthError, ErrorReason
 from .settings import ClerkSettings
 
@@ -137,8 +138,6 @@ async def refusal_for(
 
 
 async def _refusal_mode(conn: HTTPConnection) -> str:
-    from .dependencies import resolve_settings  # a refusal path: imported only when needed
-
     try:
         return (await resolve_settings(conn)).websocket_refusal
     except Exception:  # the settings' own error is reported by the dependency that needs them

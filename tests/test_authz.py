@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import WebSocketDenialResponse
 
 from clerk_deps import (
     AUTH_RESPONSES,
@@ -490,15 +490,16 @@ def test_websocket_passes_with_the_role(client: TestClient) -> None:
         ("/ws/payouts", {"fva": [0, 60]}, "reverification-required"),
     ],
 )
-def test_websocket_403_closes_with_1008_and_the_reason(
+def test_websocket_403_refuses_the_handshake_with_the_reason(
     client: TestClient, path: str, claims: dict[str, Any], reason: str
 ) -> None:
     with (
-        pytest.raises(WebSocketDisconnect) as closed,
-        client.websocket_connect(path, headers=auth(**claims)) as websocket,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect(path, headers=auth(**claims)),
     ):
-        websocket.receive_json()
-    assert (closed.value.code, closed.value.reason) == (1008, reason)
+        pass  # pragma: no cover - the handshake is refused
+    assert refused.value.status_code == 403
+    assert refused.value.json()["detail"]["reason"] == reason
 
 
 def test_openapi_documents_401_and_403_with_the_error_body(client: TestClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.testclient import TestClient
-from starlette.websockets import WebSocketDisconnect
+from starlette.testclient import WebSocketDenialResponse
 
 from clerk_deps import (
     ClerkAuthError,
@@ -171,16 +171,18 @@ def test_websocket_accepts_cookie(client: TestClient) -> None:
     ("headers", "reason"),
     [({}, "session-token-missing"), (auth("garbage"), "token-invalid")],
 )
-def test_websocket_closes_with_1008(
+def test_websocket_refusal_is_the_http_answer(
     client: TestClient, headers: dict[str, str], reason: str
 ) -> None:
+    """TestClient supports the ASGI denial response: the handshake gets the HTTP 401."""
     with (
-        pytest.raises(WebSocketDisconnect) as closed,
-        client.websocket_connect("/ws", headers=headers) as websocket,
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect("/ws", headers=headers),
     ):
-        websocket.receive_json()
-    assert closed.value.code == 1008
-    assert closed.value.reason == reason
+        pass  # pragma: no cover - the handshake is refused
+    assert refused.value.status_code == 401
+    assert refused.value.json()["detail"]["reason"] == reason
+    assert refused.value.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_error_handler_keeps_the_detail_body(app: FastAPI) -> None:

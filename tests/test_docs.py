@@ -515,6 +515,34 @@ def run_machine_routes(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
     clear_verifiers()
 
 
+def run_websocket_app(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from starlette.testclient import WebSocketDenialResponse
+
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    with TestClient(load("examples/websocket_app.py").app) as client:
+        client.cookies.set("__session", issuer.token("user_ws"))
+        origin = {"Origin": "https://app.example.com"}
+        with client.websocket_connect("/ws", headers=origin) as websocket:
+            assert websocket.receive_json() == {"hello": "user_ws"}
+            websocket.send_text("hi")
+            assert websocket.receive_json() == {"from": "user_ws", "text": "hi"}
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect("/ws", headers={"Origin": "https://evil.example"}),
+        ):
+            pass  # pragma: no cover - refused
+        assert refused.value.status_code == 403
+        assert refused.value.json()["detail"]["reason"] == "origin-not-allowed"
+        client.cookies.clear()
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect("/ws", headers=origin),
+        ):
+            pass  # pragma: no cover - refused
+        assert refused.value.json()["detail"]["reason"] == "session-token-missing"
+
+
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
     "docs/snippets/authorization_routes.py": run_authorization_routes,
@@ -535,6 +563,7 @@ RUNNERS: dict[str, Runner] = {
     "examples/docs_several_instances.py": run_several_instances,
     "examples/docs_production_app.py": run_production_app,
     "examples/docs_migrating.py": run_migrating,
+    "examples/websocket_app.py": run_websocket_app,
 }
 
 
