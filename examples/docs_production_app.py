@@ -2,7 +2,7 @@
 check, Clerk's error bodies, and the library's log records routed like any other logger.
 
     CLERK_ISSUER=https://your-app.clerk.accounts.dev \
-        uvicorn examples.docs_production_app:app --workers 4 --proxy-headers
+        uvicorn app:app --workers 4 --proxy-headers
 """
 
 import logging

@@ -1,7 +1,7 @@
 """Settings in code (docs/configuration.md): one ClerkAuth holds them; keywords win, the
 environment and dotenv files fill the rest.
 
-    CLERK_ISSUER=https://your-app.clerk.accounts.dev uvicorn examples.docs_settings_in_code:app
+    CLERK_ISSUER=https://your-app.clerk.accounts.dev uvicorn app:app
 """
 
 from typing import Annotated, Any

@@ -22,3 +22,17 @@ def _isolated_clerk_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     get_settings.cache_clear()
     clear_key_sources()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly when the browser tests could not run, and how to make them run."""
+    from browser_support import SKIP_PREFIX
+
+    reasons = {
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and SKIP_PREFIX in str(report.longrepr[2])
+    }
+    for reason in sorted(reasons):
+        terminalreporter.write_sep("!", reason.upper().split(":", 1)[0], yellow=True)
+        terminalreporter.write_line(reason)

@@ -1,4 +1,4 @@
-# docs/snippets/testing_fakeclerk.py
+# testing_fakeclerk.py
 from collections.abc import Iterator
 
 import httpx

@@ -1,4 +1,4 @@
-# docs/snippets/testing_override.py
+# testing_override.py
 from typing import Annotated
 
 from fastapi import Depends, FastAPI

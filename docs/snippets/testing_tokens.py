@@ -1,4 +1,4 @@
-# docs/snippets/testing_tokens.py
+# testing_tokens.py
 from collections.abc import Iterator
 
 import pytest
