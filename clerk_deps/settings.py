@@ -183,9 +183,7 @@ class ClerkSettings(BaseSettings):
     )
     """Read a WebSocket's token from an offered subprotocol ``clerk.token.<token>``."""
     websocket_query_param: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_.~-]+$",
-        validation_alias=_env("CLERK_WEBSOCKET_QUERY_PARAM"),
+        default=None, validation_alias=_env("CLERK_WEBSOCKET_QUERY_PARAM")
     )
     """Query parameter a WebSocket's token may come in (off when unset: URLs end up in logs)."""
     websocket_refusal: Literal["response", "close"] = Field(
@@ -248,8 +246,25 @@ class ClerkSettings(BaseSettings):
 
     @field_validator("websocket_query_param", mode="before")
     @classmethod
-    def _blank_query_param_is_off(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _check_query_param(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_.~-]+", value.strip()):
+            raise _setting_error(
+                "CLERK_WEBSOCKET_QUERY_PARAM",
+                "a query parameter name of letters, digits and _ . ~ - (e.g. token), or empty "
+                "to keep tokens out of URLs",
+            )
+        return value.strip()
+
+    @field_validator("websocket_refusal", mode="before")
+    @classmethod
+    def _check_refusal(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("response", "close"):
+            return value.strip().lower()
+        raise _setting_error("CLERK_WEBSOCKET_REFUSAL", "must be 'response' or 'close'")
 
     @field_validator("issuer")
     @classmethod
