@@ -166,8 +166,22 @@ def main() -> int:
                 "exit status 1 with the reason and the fix",
             )
 
+    show_browser_page()
     print("\nDemo finished: every answer was the expected one.")
     return 0
+
+
+def show_browser_page() -> None:
+    """The page that does all of the above from a real browser (examples/browser_demo.py)."""
+    from examples.browser_demo import serve_browser_demo
+
+    with serve_browser_demo() as page_url:
+        print(f"\nBrowser page: {page_url}")
+        print("    sign in through FakeClerk, then call the API: cookie, Bearer, WebSockets")
+        answer = httpx.get(page_url, timeout=10)
+        expect(answer.status_code == 200 and "clerk-deps" in answer.text, "the page is served")
+        if sys.stdin.isatty():
+            input("    open it in a browser; press Enter to stop ")
 
 
 if __name__ == "__main__":

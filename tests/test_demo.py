@@ -16,6 +16,7 @@ def test_demo_runs_end_to_end() -> None:
         [sys.executable, "examples/demo.py"],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,  # not a terminal: the demo does not wait at the browser page
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,6 +30,8 @@ def test_demo_runs_end_to_end() -> None:
         "ok: 401 token-invalid-authorized-parties",
         "ok: one record, attributed to the user",
         "| fix: Clerk session tokens live 60 s",
+        "Browser page: http://127.0.0.1:",
+        "ok: the page is served",
         "Demo finished",
     )
     for expected in expected_lines:

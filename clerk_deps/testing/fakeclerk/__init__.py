@@ -15,6 +15,7 @@ It answers on Clerk's paths with Clerk's JSON shapes and error bodies
 ``POST /v1/sessions/{id}/tokens/{tpl}``  mint a JWT-template token
 ``POST /m2m_tokens``, ``/api_keys``      create an M2M token, an API key
 ``POST /.../verify``                     verify an M2M token, API key, OAuth token
+``GET /sign-in``                         a browser signs in: ``__session`` cookie, redirect
 =======================================  ==========================================
 
 Every ``/v1`` path needs ``Authorization: Bearer <secret_key>`` (401 otherwise), and so do the
@@ -27,7 +28,8 @@ server on 127.0.0.1 (``with FakeClerk().serve() as fake:``).
 
 One module per Clerk resource: :mod:`.keys` (key sets, rotation, outages),
 :mod:`.users_sessions` (users, sessions, session and template tokens), :mod:`.machines` (M2M
-tokens, API keys, OAuth access tokens); :mod:`.core` holds the
+tokens, API keys, OAuth access tokens), :mod:`.frontend` (a browser's sign-in, which sets the
+``__session`` cookie); :mod:`.core` holds the
 state they share, :mod:`.common` Clerk's error bodies, and :mod:`.app` combines them into
 :class:`FakeClerk` and serves the routes.
 """

@@ -16,14 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..server import serve_app
 from .common import FakeClerkError, header_invalid, key_invalid
 from .core import DEFAULT_BASE_URL
+from .frontend import Frontend
 from .keys import KeySets
 from .machines import MachineTokens
-from .users_sessions import UsersSessions
 
 
-class FakeClerk(MachineTokens, UsersSessions, KeySets):
+class FakeClerk(MachineTokens, Frontend, KeySets):
     """A local Clerk: users, sessions, session and template tokens, key sets and key rotation,
-    M2M tokens, API keys and OAuth access tokens.
+    M2M tokens, API keys and OAuth access tokens, and a browser's sign-in.
 
     ``FakeClerk()`` is ready for in-process use through :attr:`app`; ``with fake.serve():``
     runs it on 127.0.0.1 and sets :attr:`base_url` (and so every token's ``iss``) to the real
