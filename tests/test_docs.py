@@ -40,6 +40,7 @@ PAGES = [
     "migrating",
     "authorization",
     "machine",
+    "websockets",
 ]
 SNIPPET = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"([^":]+)(?::[^"]*)?"', re.M)
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[([^\]]+)\])?`")
@@ -543,6 +544,50 @@ def run_websocket_app(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCapture
         assert refused.value.json()["detail"]["reason"] == "session-token-missing"
 
 
+def run_browser_app(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The CORS and WebSocket sections the WebSockets page includes (the page itself runs in
+    Chromium in tests/test_browser_page.py)."""
+    from starlette.testclient import WebSocketDenialResponse
+
+    issuer = TestIssuer()
+    page = "https://app.example.com"
+    app = load("examples/browser_app.py").build_app(
+        issuer.settings(), page_origin=page, api_url="", sign_in_url="", user_id="user_1"
+    )
+    client = TestClient(app)
+    preflight = client.options(
+        "/me",
+        headers={
+            "Origin": page,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.headers["access-control-allow-origin"] == page
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    foreign = client.options(
+        "/me", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "access-control-allow-origin" not in foreign.headers
+    client.cookies.set("__session", issuer.token("user_1"))
+    assert client.get("/me").json()["user_id"] == "user_1"
+    with client.websocket_connect("/ws", headers={"Origin": page}) as websocket:
+        assert websocket.receive_json() == {"hello": "user_1"}
+    for path, origin, reason in [
+        ("/ws", "https://evil.example", "origin-not-allowed"),
+        ("/ws/admin", page, "org-role-required"),
+    ]:
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect(path, headers={"Origin": origin}),
+        ):
+            pass  # pragma: no cover - refused
+        assert (refused.value.status_code, refused.value.json()["detail"]["reason"]) == (
+            403,
+            reason,
+        )
+
+
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
     "docs/snippets/authorization_routes.py": run_authorization_routes,
@@ -564,6 +609,7 @@ RUNNERS: dict[str, Runner] = {
     "examples/docs_production_app.py": run_production_app,
     "examples/docs_migrating.py": run_migrating,
     "examples/websocket_app.py": run_websocket_app,
+    "examples/browser_app.py": run_browser_app,
 }
 
 

@@ -188,3 +188,17 @@ def test_reference_renders_every_field(site: Path, model: Any, fields: list[str]
         assert (
             f'id="clerk_deps.{model.__module__.split(".")[-1]}.{model.__name__}.{field}"' in html
         ), f"{model.__name__}.{field} is not in the rendered API reference"
+
+
+def test_diagrams_fit_the_page_without_wrapping() -> None:
+    """Long code lines wrap at 1280 px; a ```text diagram (the decision tree) must not, or it
+    loses its shape: its lines stay within 80 characters, what the page shows unwrapped."""
+    fence = re.compile(r"^```text\n(.*?)^```", re.M | re.S)
+    long_lines = [
+        f"{markdown.name}: {line}"
+        for markdown in sorted((ROOT / "docs").glob("*.md"))
+        for block in fence.findall(markdown.read_text())
+        for line in block.splitlines()
+        if len(line) > 80
+    ]
+    assert not long_lines, "\n".join(long_lines)
