@@ -150,3 +150,29 @@ def test_origin_refusal_without_usable_settings_is_still_the_http_answer() -> No
         pass  # pragma: no cover - refused
     assert refused.value.status_code == 403
     assert refused.value.json()["detail"]["reason"] == "origin-not-allowed"
+
+
+@pytest.mark.parametrize(
+    ("scope", "refused_as"),
+    [
+        ({"type": "http"}, "error"),
+        ({"type": "websocket", "extensions": {"websocket.http.response": {}}}, "error"),
+        ({"type": "websocket", "extensions": {}}, "close"),
+        ({"type": "websocket"}, "close"),
+    ],
+)
+def test_error_for_connection_follows_the_server(scope: dict[str, Any], refused_as: str) -> None:
+    """The synchronous form, for code that cannot await refusal_for."""
+    from starlette.exceptions import WebSocketException
+    from starlette.requests import HTTPConnection
+
+    from clerk_deps.connection import error_for_connection
+    from clerk_deps.errors import ClerkAuthError, ErrorReason
+
+    error = ClerkAuthError(ErrorReason.TOKEN_EXPIRED, "expired")
+    result = error_for_connection(HTTPConnection({**scope, "headers": []}), error)
+    if refused_as == "error":
+        assert result is error
+    else:
+        assert isinstance(result, WebSocketException)
+        assert (result.code, result.reason) == (1008, "token-expired")

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from clerk_deps import (
+    ClerkAuth,
     ClerkAuthError,
     ClerkClaims,
     CurrentUserDep,
@@ -360,3 +361,33 @@ def test_close_mode_gives_browsers_a_readable_reason() -> None:
             1008,
             "origin-not-allowed",
         )
+
+
+# Settings in code: a ClerkAuth whose settings turn the subprotocol on and refuse with a close.
+CLERK = ClerkAuth(ISSUER.settings(websocket_token_protocol=True, websocket_refusal="close"))
+InstanceAdminDep = Annotated[ClerkClaims, Depends(require_org_role("admin", auth=CLERK))]
+
+
+def test_a_clerk_auth_instance_brings_its_own_websocket_settings() -> None:
+    """Transports and the refusal mode follow the ClerkAuth's settings, not the environment,
+    for its user dependency and for the guards bound to it."""
+    app = FastAPI()
+
+    @app.websocket("/ws/admin")
+    async def admin(websocket: WebSocket, user: InstanceAdminDep) -> None:
+        await accept_websocket(websocket)
+        await websocket.send_json({"sub": user.sub})
+        await websocket.close()
+
+    with serve_app(app) as base:
+        url = base.replace("http://", "ws://") + "/ws/admin"
+        admin_token = f"clerk.token.{ISSUER.token('user_ws', **ADMIN)}"
+        with connect(url, subprotocols=["clerk", admin_token], open_timeout=10) as ws:
+            assert receive(ws) == {"sub": "user_ws"}
+        member_token = f"clerk.token.{ISSUER.token('user_ws', **MEMBER)}"
+        assert closed_with(url, subprotocols=["clerk", member_token]) == (
+            1008,
+            "org-role-required",
+            "clerk",
+        )
+        assert closed_with(url)[:2] == (1008, "session-token-missing")
