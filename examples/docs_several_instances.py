@@ -1,7 +1,7 @@
 """Several Clerk instances (docs/configuration.md): production and staging tokens on one API.
 
     PROD_CLERK_PUBLISHABLE_KEY=pk_live_... STAGING_CLERK_PUBLISHABLE_KEY=pk_test_... \\
-        uvicorn examples.docs_several_instances:app
+        uvicorn app:app
 """
 
 import os

@@ -1,4 +1,4 @@
-# docs/snippets/testing_clerk_auth.py
+# testing_clerk_auth.py
 from typing import Annotated
 
 from fastapi import Depends, FastAPI
