@@ -24,7 +24,7 @@ from browser_support import chromium
 
 import clerk_deps
 import clerk_deps.testing
-from clerk_deps import ClerkClaims, ClerkSettings
+from clerk_deps import ClerkClaims, ClerkSettings, MachineAuth
 from clerk_deps.testing.server import serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +179,7 @@ def test_reference_lists_every_public_name(package: Any, name: str, module: str)
     ("model", "fields"),
     [
         (ClerkClaims, list(ClerkClaims.model_fields)),
+        (MachineAuth, list(MachineAuth.model_fields)),
         (ClerkSettings, list(ClerkSettings.model_fields)),
     ],
 )

@@ -1,4 +1,4 @@
-# docs/snippets/testing_rotation.py
+# testing_rotation.py
 from collections.abc import Iterator
 
 import httpx
