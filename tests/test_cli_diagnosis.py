@@ -13,14 +13,14 @@ import os
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from clerk_deps.cli import run_emulator
+from clerk_deps.cli import main, run_emulator
 from clerk_deps.testing import TestIssuer
 from clerk_deps.testing.fakeclerk import FakeClerk
 
@@ -50,6 +50,37 @@ def run(
         timeout=60,
         cwd=cwd,
     )
+
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(params=["process", "in-process"])
+def cli(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> Runner:
+    """Run the command as a real process, or through main() in this one (measured by coverage)."""
+    if request.param == "process":
+        return run
+
+    def in_process(
+        args: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as patch:
+            for name in [n for n in os.environ if n.upper().startswith("CLERK_")]:
+                patch.delenv(name)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            patch.chdir(cwd or tmp_path)
+            out = io.StringIO()
+            capsys.readouterr()
+            code = main(args, out=out)
+        return subprocess.CompletedProcess(args, code, out.getvalue(), capsys.readouterr().err)
+
+    return in_process
 
 
 def b64url(data: bytes) -> str:
@@ -110,26 +141,30 @@ def test_top_level_help_lists_every_subcommand() -> None:
         "https://clean-fox-12.clerk.accounts.dev/.well-known/jwks.json/",
     ],
 )
-def test_doctor_flags_a_pasted_key_set_url(issuer: str, tmp_path: Path) -> None:
-    line = one_line_error(run(["doctor"], {"CLERK_ISSUER": issuer}, tmp_path), "doctor")
+def test_doctor_flags_a_pasted_key_set_url(cli: Runner, issuer: str, tmp_path: Path) -> None:
+    line = one_line_error(cli(["doctor"], {"CLERK_ISSUER": issuer}, tmp_path), "doctor")
     assert "CLERK_ISSUER: is a key set URL; drop the path" in line
 
 
-def test_doctor_flags_an_issuer_with_a_path(fake: FakeClerk, env: dict[str, str]) -> None:
+def test_doctor_flags_an_issuer_with_a_path(
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
+) -> None:
     configured = {**env, "CLERK_ISSUER": f"{fake.base_url}/tenant"}
-    result = run(["doctor"], configured)
+    result = cli(["doctor"], configured)
     one_line_error(result, "doctor")
     assert "problem: CLERK_ISSUER has a path ('/tenant')" in result.stdout
     assert f"drop the path (CLERK_ISSUER={fake.base_url})" in result.stdout
 
 
-def test_doctor_token_says_to_drop_the_issuer_path(fake: FakeClerk, env: dict[str, str]) -> None:
+def test_doctor_token_says_to_drop_the_issuer_path(
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
+) -> None:
     configured = {
         **env,
         "CLERK_ISSUER": f"{fake.base_url}/tenant",
         "CLERK_JWKS_URL": f"{fake.base_url}/.well-known/jwks.json",
     }
-    result = run(["doctor", "--token", session_token(fake)], configured)
+    result = cli(["doctor", "--token", session_token(fake)], configured)
     one_line_error(result, "doctor")
     assert f"drop the path from CLERK_ISSUER: set CLERK_ISSUER={fake.base_url}" in result.stdout
 
@@ -138,14 +173,14 @@ def test_doctor_token_says_to_drop_the_issuer_path(fake: FakeClerk, env: dict[st
 
 
 def test_doctor_token_from_another_instance_says_which_to_change(
-    fake: FakeClerk, env: dict[str, str]
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
 ) -> None:
     configured = {
         **env,
         "CLERK_ISSUER": "https://clean-fox-12.clerk.accounts.dev",
         "CLERK_JWKS_URL": f"{fake.base_url}/.well-known/jwks.json",
     }
-    result = run(["doctor", "--token", session_token(fake)], configured)
+    result = cli(["doctor", "--token", session_token(fake)], configured)
     one_line_error(result, "doctor")
     problems = [line for line in result.stdout.splitlines() if line.startswith("problem:")]
     assert len(problems) == 1, result.stdout  # the refusal is not reported twice
@@ -156,24 +191,28 @@ def test_doctor_token_from_another_instance_says_which_to_change(
 
 
 def test_doctor_token_with_a_slash_in_iss_blames_the_token(
-    fake: FakeClerk, env: dict[str, str]
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
 ) -> None:
     token = session_token(fake, iss=fake.base_url + "/")
-    result = run(["doctor", "--token", token], env)
+    result = cli(["doctor", "--token", token], env)
     one_line_error(result, "doctor")
     assert "CLERK_ISSUER is right" in result.stdout
     assert "fix whatever minted this token" in result.stdout
 
 
-def test_doctor_token_matching_issuer_is_said_so(fake: FakeClerk, env: dict[str, str]) -> None:
-    result = run(["doctor", "--token", session_token(fake)], env)
+def test_doctor_token_matching_issuer_is_said_so(
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
+) -> None:
+    result = cli(["doctor", "--token", session_token(fake)], env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "iss matches the configured issuer" in result.stdout
     assert "valid for" in result.stdout
 
 
-def test_doctor_token_without_issuer_suggests_setting_it(fake: FakeClerk, tmp_path: Path) -> None:
-    result = run(
+def test_doctor_token_without_issuer_suggests_setting_it(
+    cli: Runner, fake: FakeClerk, tmp_path: Path
+) -> None:
+    result = cli(
         ["doctor", "--token", session_token(fake)], {"CLERK_JWT_KEY": fake.public_pem}, tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -191,39 +230,41 @@ def forbidden_characters(text: str) -> set[str]:
 
 
 def test_doctor_escapes_control_characters_of_unverified_values(
-    fake: FakeClerk, env: dict[str, str]
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
 ) -> None:
     token = raw_token(
         {"alg": HOSTILE, "kid": HOSTILE, "typ": "JWT"},
         {"iss": HOSTILE, "sub": HOSTILE, "exp": 1, "iat": 1},
     )
-    result = run(["doctor", "--token", token], env)
+    result = cli(["doctor", "--token", token], env)
     one_line_error(result, "doctor")
     assert forbidden_characters(result.stdout + result.stderr) == set()
     assert "\\x1b[2J\\x1b]0;owned\\x07\\u202eevil\\u2028\\x9b31m\\\\" in result.stdout
 
 
-def test_doctor_escapes_a_hostile_but_validly_signed_token(tmp_path: Path) -> None:
+def test_doctor_escapes_a_hostile_but_validly_signed_token(cli: Runner, tmp_path: Path) -> None:
     issuer = TestIssuer(issuer="https://clean-fox-12.clerk.accounts.dev")
     configured = {"CLERK_ISSUER": issuer.issuer, "CLERK_JWT_KEY": issuer.public_pem}
     token = issuer.token("user_" + HOSTILE, iss=issuer.issuer + HOSTILE)
-    result = run(["doctor", "--token", token], configured, tmp_path)
+    result = cli(["doctor", "--token", token], configured, tmp_path)
     one_line_error(result, "doctor")
     assert forbidden_characters(result.stdout + result.stderr) == set()
     assert "\\x1b[2J" in result.stdout
 
 
-def test_verify_escapes_the_refusal_message(fake: FakeClerk, env: dict[str, str]) -> None:
+def test_verify_escapes_the_refusal_message(
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
+) -> None:
     token = session_token(fake, iss="https://x.clerk.accounts.dev" + HOSTILE)
-    result = run(["verify", token], env)
+    result = cli(["verify", token], env)
     one_line_error(result, "verify")
     assert "rejected: token-invalid-issuer" in result.stdout
     assert forbidden_characters(result.stdout + result.stderr) == set()
 
 
-def test_long_unverified_values_are_cut(fake: FakeClerk, env: dict[str, str]) -> None:
+def test_long_unverified_values_are_cut(cli: Runner, fake: FakeClerk, env: dict[str, str]) -> None:
     token = raw_token({"alg": "RS256", "kid": "k" * 5000}, {"iss": "i", "sub": "s"})
-    result = run(["doctor", "--token", token], env)
+    result = cli(["doctor", "--token", token], env)
     one_line_error(result, "doctor")
     assert "k" * 200 + "... (cut)" in result.stdout and "k" * 201 not in result.stdout
 
@@ -231,15 +272,62 @@ def test_long_unverified_values_are_cut(fake: FakeClerk, env: dict[str, str]) ->
 @pytest.mark.parametrize("part", ["header", "payload"])
 @pytest.mark.parametrize("command", ["doctor", "verify"])
 def test_deeply_nested_token_is_one_line_not_a_traceback(
-    fake: FakeClerk, env: dict[str, str], part: str, command: str
+    cli: Runner, fake: FakeClerk, env: dict[str, str], part: str, command: str
 ) -> None:
     nested = b"[" * 5000 + b"]" * 5000
     header = {"alg": "RS256", "kid": fake.kid, "typ": "JWT"}
     token = raw_token(nested, {"sub": "x"}) if part == "header" else raw_token(header, nested)
     args = ["doctor", "--token", token] if command == "doctor" else ["verify", token]
-    result = run(args, env)
+    result = cli(args, env)
     one_line_error(result, command)
     assert "token-invalid" in result.stdout
+
+
+def test_doctor_notes_slash_audience_and_a_token_without_iss(
+    cli: Runner, fake: FakeClerk, env: dict[str, str]
+) -> None:
+    configured = {**env, "CLERK_ISSUER": fake.base_url + "/", "CLERK_AUDIENCE": "\x1b[31m"}
+    token = raw_token({"alg": "RS256", "kid": fake.kid}, {"sub": "user_1", "iss": None})
+    result = cli(["doctor", "--token", token], configured)
+    one_line_error(result, "doctor")
+    assert "CLERK_ISSUER has a trailing slash; it is stripped" in result.stdout
+    assert "audience '\\x1b[31m' is set" in result.stdout
+    assert "the token has no iss string" in result.stdout
+    assert forbidden_characters(result.stdout) == set()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "(none)"),
+        ({"a": 1}, "(an object)"),
+        ([1], "(a list)"),
+        (True, "true"),
+        (3, "3"),
+        ("a\x00b\u200bc\\", "a\\x00b\\u200bc\\\\"),
+    ],
+)
+def test_shown_values(value: object, expected: str) -> None:
+    from clerk_deps.cli._common import shown
+
+    assert shown(value) == expected
+
+
+def test_recursion_anywhere_is_still_one_line(
+    fake: FakeClerk,
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A fault no real input produces any more (decoding catches it): the last line of defence.
+    async def too_deep(*args: object, **kwargs: object) -> None:
+        raise RecursionError
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("clerk_deps.cli.verify.authenticate", too_deep)
+    assert main(["verify", "a.b.c"], out=io.StringIO()) == 1
+    assert capsys.readouterr().err == "clerk-deps verify: input nested too deeply to read\n"
 
 
 # -- the emulator hands out a ready user -----------------------------------------------------

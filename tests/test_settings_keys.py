@@ -67,7 +67,9 @@ def test_jwt_key_accepts_the_bare_base64_body(shape: str) -> None:
     assert claims.sub == "user_bare"
 
 
-@pytest.mark.parametrize("value", ["bm90IGEga2V5", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A", "a b c"])
+@pytest.mark.parametrize(
+    "value", ["bm90IGEga2V5", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A", "a b c", "not-a-key!"]
+)
 def test_bare_base64_that_is_no_key_is_a_settings_error(value: str) -> None:
     text = error_text(jwt_key=value)
     assert "CLERK_JWT_KEY" in text and "base64 body alone" in text
