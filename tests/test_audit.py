@@ -216,3 +216,12 @@ def test_a_route_records_hostile_text_from_the_token_and_the_request(tmp_path: P
     assert records[0]["resource"] == "t\ud800\u2028\x85"
     assert records[0]["details"]["text"] == "a\u2029b\udfff"
     assert records[0]["user_email"] == f"x{LONE_SURROGATES}\u2028@example.com"
+
+
+def test_a_record_with_an_odd_timestamp_is_still_written(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, clock=lambda: FIXED)
+    trail.write({"timestamp": "not a time", "action": "a"})
+    trail.write({"timestamp": "2026-11-24T01:00:00", "action": "b"})  # naive: taken as UTC
+    trail.write({"action": "c"})
+    assert [r["action"] for r in read_lines(tmp_path)] == ["a", "c", "b"]
+    assert {p.name for p in tmp_path.iterdir()} == {"audit_20261123.jsonl", "audit_20261124.jsonl"}

@@ -420,3 +420,39 @@ async def test_one_client_per_loop_recreated_after_close() -> None:
     assert replacement is not client
     await close_shared_client()
     await close_shared_client()  # nothing left to close: no error
+
+
+async def test_rotated_out_kids_are_named_as_such_and_remembered_boundedly(serve: Any) -> None:
+    """A kid a refresh dropped gets the "fetch a fresh token" message; a kid that comes back
+    is no longer "rotated out"; only the last 16 rotated-out kids are remembered."""
+    published = {"kids": ["ins_0"]}
+
+    async def rotating(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"keys": [rsa_jwk(kid=k) for k in published["kids"]]})
+
+    serve(rotating)
+    source, clock = source_with_clock(jwks_refresh_cooldown=1)
+
+    async def message_for(kid: str) -> str:
+        with pytest.raises(ClerkAuthError) as caught:
+            await source.get_key(kid)
+        assert caught.value.reason is ErrorReason.JWK_KID_MISMATCH
+        return caught.value.message
+
+    await source.warm_up()
+    for n in range(1, 20):  # 19 rotations: ins_0 ... ins_18 rotated out
+        published["kids"] = [f"ins_{n}"]
+        clock.now += 1_000
+        await source.get_key(f"ins_{n}")
+    assert "fetch a fresh session token" in await message_for("ins_18")
+    assert "has been removed" in await message_for("ins_3")  # among the last 16
+    assert "has been removed" not in await message_for("ins_2")  # forgotten: generic text
+    assert "another Clerk instance" in await message_for("ins_never_seen")
+
+    published["kids"] = ["ins_19", "ins_5"]  # ins_5 is published again
+    clock.now += 1_000
+    await source.get_key("ins_5")
+    published["kids"] = ["ins_19"]
+    clock.now += 1_000
+    await source.get_key("ins_19")
+    assert "has been removed" in await message_for("ins_5")  # dropped again: rotated out
