@@ -28,6 +28,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from ._http import close_shared_client
+from .store import close_stores
 from .claims import ClerkClaims
 from .connection import (
     call_settings_factory,
@@ -282,6 +283,7 @@ class ClerkAuth:
             yield
         finally:
             await close_shared_client()
+            await close_stores()
 
     async def warm_up(self, app: FastAPI | None = None) -> None:
         """Load the signing keys of every instance (what :meth:`lifespan` does at start-up)."""

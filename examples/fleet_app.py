@@ -1,0 +1,23 @@
+"""One worker of a fleet: run as many as you like with the same environment.
+
+CLERK_REVOCATION=webhooks and CLERK_REDIS_URL=redis://... make a session that Clerk ends
+(reported to any one worker's webhook endpoint) refused by every worker at once.
+"""
+
+from fastapi import FastAPI
+
+from clerk_deps import ClerkWebhookDep, CurrentUserDep, clerk_lifespan
+
+app = FastAPI(lifespan=clerk_lifespan)
+
+
+@app.get("/me")
+async def me(user: CurrentUserDep) -> dict[str, str | None]:
+    return {"user_id": user.sub, "session_id": user.sid}
+
+
+@app.post("/webhooks/clerk")
+async def clerk_webhook(event: ClerkWebhookDep) -> dict[str, str]:
+    # Ending events (session.revoked, session.ended, session.removed, user.deleted) are on
+    # every worker's revocation list by now: nothing to do here for them.
+    return {"received": event.type}
