@@ -28,7 +28,6 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from ._http import close_shared_client
-from .store import close_stores
 from .claims import ClerkClaims
 from .connection import (
     call_settings_factory,
@@ -38,6 +37,7 @@ from .connection import (
 from .errors import ClerkAuthError, ErrorReason
 from .instances import Instance, IssuerRouter
 from .settings import ClerkSettings, get_settings
+from .store import close_stores
 from .websocket import refusal_for, websocket_token
 
 __all__ = ["ClerkAuth", "ClerkUserDependency", "OptionalClerkUserDependency", "default_auth"]

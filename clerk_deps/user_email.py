@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import json
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from .auth import ClerkAuth, default_auth
 from .backend_api import ClerkAPIError, ClerkBackendAPI, primary_email_address
 from .claims import ClerkClaims
 from .settings import ClerkSettings
+from .store import store_for
 
 __all__ = [
     "CurrentUserWithEmailDep",
@@ -54,8 +56,15 @@ class EmailLookup:
         failure_ttl: float = FAILURE_TTL,
         max_size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        shared_by: ClerkSettings | None = None,
     ) -> None:
         self.api = api
+        # with CLERK_REDIS_URL, addresses are shared with every worker through the store
+        self._shared_by = shared_by if shared_by is not None and shared_by.redis_url else None
+        secret = shared_by.secret_key if shared_by is not None else None
+        api_url = shared_by.api_url if shared_by is not None else ""
+        instance = f"{api_url} {secret.get_secret_value() if secret else ''}"
+        self._shared_prefix = "email:" + hashlib.sha256(instance.encode()).hexdigest()[:16]
         self.ttl = ttl
         self.failure_ttl = failure_ttl
         self.max_size = max_size
@@ -81,6 +90,15 @@ class EmailLookup:
         return await asyncio.shield(task)
 
     async def _look_up(self, user_id: str) -> str | None:
+        store = None if self._shared_by is None else store_for(self._shared_by)
+        key = f"{self._shared_prefix}:{user_id}"
+        if store is not None:
+            shared = await store.get(key)
+            if shared is not None:  # another worker looked it up
+                email = json.loads(shared).get("email")
+                email = email if isinstance(email, str) else None
+                self._remember(user_id, email, self.ttl)
+                return email
         try:
             email = primary_email_address(await self.api.get_user(user_id))
         except ClerkAPIError as error:
@@ -88,6 +106,8 @@ class EmailLookup:
             self._remember(user_id, None, self.failure_ttl)
             return None
         self._remember(user_id, email, self.ttl)
+        if store is not None:
+            await store.put(key, json.dumps({"email": email}), self.ttl)
         return email
 
     def _remember(self, user_id: str, email: str | None, ttl: float) -> None:
@@ -98,7 +118,7 @@ class EmailLookup:
                 self._known.popitem(last=False)
 
 
-_lookups: dict[tuple[str, str], EmailLookup] = {}
+_lookups: dict[tuple[str, str, str], EmailLookup] = {}
 _lookups_lock = threading.Lock()
 
 
@@ -107,11 +127,14 @@ def email_lookup_for(settings: ClerkSettings) -> EmailLookup | None:
     if settings.secret_key is None or not settings.secret_key.get_secret_value():
         return None
     secret = settings.secret_key.get_secret_value()
-    scope = (settings.api_url, hashlib.sha256(secret.encode()).hexdigest())
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    scope = (settings.api_url, hashlib.sha256(secret.encode()).hexdigest(), redis_url)
     with _lookups_lock:
         lookup = _lookups.get(scope)
         if lookup is None:
-            lookup = _lookups[scope] = EmailLookup(ClerkBackendAPI.from_settings(settings))
+            lookup = _lookups[scope] = EmailLookup(
+                ClerkBackendAPI.from_settings(settings), shared_by=settings
+            )
         return lookup
 
 

@@ -171,3 +171,22 @@ async def test_a_revocation_from_another_worker_refuses_a_cached_token(
 def test_without_an_event_loop_the_memory_store_is_used() -> None:
     settings = ClerkSettings(redis_url="redis://127.0.0.1:1/0")
     assert store_for(settings) is memory_store()
+
+
+async def test_email_look_ups_are_shared_between_workers(redis_server: RedisServer) -> None:
+    from clerk_deps.backend_api import ClerkBackendAPI
+    from clerk_deps.testing.fakeclerk import FakeClerk
+    from clerk_deps.user_email import EmailLookup
+
+    with FakeClerk().serve() as fake:
+        user = fake.create_user(email_address="shared@example.com")
+        settings = fake.settings(redis_url=redis_server.url)
+        # two workers' look-ups (separate caches), one Redis
+        first, second = (
+            EmailLookup(ClerkBackendAPI.from_settings(settings), shared_by=settings)
+            for _ in range(2)
+        )
+        assert await first.primary_email(user["id"]) == "shared@example.com"
+        assert await second.primary_email(user["id"]) == "shared@example.com"
+        assert fake.count(f"/v1/users/{user['id']}", "GET") == 1
+    await close_stores()
