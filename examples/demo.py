@@ -166,6 +166,20 @@ def main() -> int:
                 "exit status 1 with the reason and the fix",
             )
 
+            walk.step("Revoke the session in the emulator: the next call is refused at once")
+            endpoint = fake.add_webhook_endpoint(f"{api_url}/webhooks/clerk")
+            use_environment(
+                {"CLERK_REVOCATION": "webhooks", "CLERK_WEBHOOK_SIGNING_SECRET": endpoint.secret}
+            )
+            session_id, token = asyncio.run(mint_through_backend_api(fake, user["id"]))
+            status, _ = walk.post_job(token)
+            expect(status == 201, "201 while the session is active")
+            fake.revoke_session(session_id)
+            delivery = fake.webhook_deliveries[-1]
+            print(f"    FakeClerk sent {delivery.type} -> {delivery.status_code}")
+            expect(delivery.status_code == 200, "the signed webhook was verified by the API")
+            walk.expect_refusal(token, "session-revoked")
+
     show_browser_page()
     print("\nDemo finished: every answer was the expected one.")
     return 0

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from clerk_deps import CurrentUserDep, CurrentUserWithEmailDep, clerk_lifespan
+from clerk_deps import ClerkWebhookDep, CurrentUserDep, CurrentUserWithEmailDep, clerk_lifespan
 from clerk_deps.audit import AuditRecorder, AuditTrail
 
 app = FastAPI(title="Jobs API (clerk_deps example)", lifespan=clerk_lifespan)
@@ -55,3 +55,10 @@ async def create_job(
         "created_by_email": user.email,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     }
+
+
+@app.post("/webhooks/clerk")
+async def clerk_webhook(event: ClerkWebhookDep) -> dict[str, Any]:
+    """Clerk's webhooks, verified. With CLERK_REVOCATION=webhooks, an ending session is
+    refused everywhere from here on without further code."""
+    return {"received": event.type, "redelivered": event.redelivered}

@@ -32,6 +32,8 @@ def test_demo_runs_end_to_end() -> None:
         "| fix: Clerk session tokens live 60 s",
         "Browser page: http://127.0.0.1:",
         "ok: the page is served",
+        "ok: the signed webhook was verified by the API",
+        "ok: 401 session-revoked",
         "Demo finished",
     )
     for expected in expected_lines:

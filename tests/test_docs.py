@@ -41,6 +41,8 @@ PAGES = [
     "authorization",
     "machine",
     "websockets",
+    "webhooks",
+    "revocation",
 ]
 SNIPPET = re.compile(r'^[ \t]*-{1,}8<-{1,}[ \t]+"([^":]+)(?::[^"]*)?"', re.M)
 TEST_REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[([^\]]+)\])?`")
@@ -586,10 +588,68 @@ def run_browser_app(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFi
             403,
             reason,
         )
+WEBHOOK_SECRET = "whsec_ZG9jcy1kb2NzLWRvY3MtZG9jcy1kb2NzLWRvY3MtMTI="
+
+
+def _signed(event_type: str, data: dict[str, Any], msg_id: str) -> tuple[bytes, dict[str, str]]:
+    import time
+
+    from clerk_deps.webhooks import sign_webhook
+
+    body = json.dumps({"object": "event", "type": event_type, "data": data}).encode()
+    stamp = int(time.time())
+    signature = sign_webhook(WEBHOOK_SECRET, msg_id, stamp, body)
+    return body, {"svix-id": msg_id, "svix-timestamp": str(stamp), "svix-signature": signature}
+
+
+def run_webhooks_app(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    monkeypatch.setenv("CLERK_WEBHOOK_SIGNING_SECRET", WEBHOOK_SECRET)
+    module = load("examples/webhooks_app.py")
+    client = TestClient(module.app)
+    user = {
+        "id": "user_doc",
+        "primary_email_address_id": "idn_1",
+        "email_addresses": [{"id": "idn_1", "email_address": "doc@example.com"}],
+    }
+    body, headers = _signed("user.created", user, "msg_doc_1")
+    assert client.post("/webhooks/clerk", content=body, headers=headers).json() == {"status": "ok"}
+    assert module.users == {"user_doc": {"email": "doc@example.com", "banned": False}}
+    refused = client.post("/webhooks/clerk", content=body + b" ", headers=headers)
+    assert refused.status_code == 400 and _reason(refused) == "webhook-invalid"
+    body, headers = _signed("user.deleted", {"id": "user_doc", "deleted": True}, "msg_doc_2")
+    assert client.post("/webhooks/clerk", content=body, headers=headers).status_code == 200
+    assert module.users == {}
+
+
+def run_webhooks_testing(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))  # the snippet imports examples.webhooks_app
+    load("docs/snippets/webhooks_testing.py")
+
+
+def run_fleet_app(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    from clerk_deps.revocation import clear_revocations
+
+    issuer = TestIssuer()
+    trust(issuer, monkeypatch)
+    monkeypatch.setenv("CLERK_REVOCATION", "webhooks")
+    monkeypatch.setenv("CLERK_WEBHOOK_SIGNING_SECRET", WEBHOOK_SECRET)
+    token = issuer.token("user_fleet_doc", sid="sess_fleet_doc")
+    try:
+        with TestClient(load("examples/fleet_app.py").app) as client:
+            assert client.get("/me", headers=bearer(token)).json()["session_id"] == "sess_fleet_doc"
+            body, headers = _signed("session.revoked", {"id": "sess_fleet_doc"}, "msg_fleet_doc")
+            delivered = client.post("/webhooks/clerk", content=body, headers=headers)
+            assert delivered.json() == {"received": "session.revoked"}
+            assert _reason(client.get("/me", headers=bearer(token))) == "session-revoked"
+    finally:
+        clear_revocations()
 
 
 Runner = Callable[[pytest.MonkeyPatch, pytest.LogCaptureFixture], None]
 RUNNERS: dict[str, Runner] = {
+    "examples/webhooks_app.py": run_webhooks_app,
+    "docs/snippets/webhooks_testing.py": run_webhooks_testing,
+    "examples/fleet_app.py": run_fleet_app,
     "docs/snippets/authorization_routes.py": run_authorization_routes,
     "docs/snippets/authorization_decoding.py": run_self_checking(
         "docs/snippets/authorization_decoding.py"

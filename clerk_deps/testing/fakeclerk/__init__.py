@@ -40,6 +40,7 @@ from .app import FakeClerk
 from .common import MAX_TOKEN_SECONDS, MIN_TOKEN_SECONDS, FakeClerkError, checked_lifetime
 from .core import DEFAULT_BASE_URL
 from .users_sessions import JwtTemplate
+from .webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -48,5 +49,7 @@ __all__ = [
     "FakeClerk",
     "FakeClerkError",
     "JwtTemplate",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "checked_lifetime",
 ]

@@ -19,9 +19,10 @@ from .core import DEFAULT_BASE_URL
 from .frontend import Frontend
 from .keys import KeySets
 from .machines import MachineTokens
+from .webhooks import Webhooks
 
 
-class FakeClerk(MachineTokens, Frontend, KeySets):
+class FakeClerk(Webhooks, MachineTokens, Frontend, KeySets):
     """A local Clerk: users, sessions, session and template tokens, key sets and key rotation,
     M2M tokens, API keys and OAuth access tokens, and a browser's sign-in.
 
