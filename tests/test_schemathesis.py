@@ -53,7 +53,9 @@ def trust_test_issuer() -> Iterator[None]:
     lifespan (``clerk_lifespan``) on the first generated request and keeps it for the
     process, so the override is installed before that."""
     previous = dict(app.dependency_overrides)
-    app.dependency_overrides[get_settings] = ISSUER.settings
+    # a webhook signing secret too: without one, POST /webhooks/clerk is a (correct) 500
+    settings = ISSUER.settings(webhook_signing_secret="whsec_c2NoZW1hdGhlc2lzLXNjaGVtYXRoZXNpcw==")
+    app.dependency_overrides[get_settings] = lambda: settings
     try:
         yield
     finally:
