@@ -622,8 +622,7 @@ def run_webhooks_app(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
 
 
 def run_webhooks_testing(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
-    monkeypatch.syspath_prepend(str(ROOT))  # the snippet imports examples.webhooks_app
-    load("docs/snippets/webhooks_testing.py")
+    load("docs/snippets/webhooks_testing.py")  # asserts its own results
 
 
 def run_fleet_app(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
