@@ -6,7 +6,7 @@ CLERK_REVOCATION=webhooks and CLERK_REDIS_URL=redis://... make a session that Cl
 
 from fastapi import FastAPI
 
-from clerk_deps import ClerkWebhookDep, CurrentUserDep, clerk_lifespan
+from clerk_deps import ClerkWebhookDep, CurrentUserDep, MachineAuthDep, clerk_lifespan
 
 app = FastAPI(lifespan=clerk_lifespan)
 
@@ -14,6 +14,12 @@ app = FastAPI(lifespan=clerk_lifespan)
 @app.get("/me")
 async def me(user: CurrentUserDep) -> dict[str, str | None]:
     return {"user_id": user.sub, "session_id": user.sid}
+
+
+@app.get("/machine")
+async def machine(caller: MachineAuthDep) -> dict[str, str]:
+    # an API key or M2M token verified by one worker is not verified again by the others
+    return {"subject": caller.subject}
 
 
 @app.post("/webhooks/clerk")

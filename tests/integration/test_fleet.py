@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clerk_deps.testing import TestIssuer
+from clerk_deps.testing import FakeClerk, TestIssuer
 from clerk_deps.webhooks import sign_webhook
 
 from .redis_server import RedisServer, free_port, redis_server, wait_until
@@ -92,7 +92,7 @@ class Worker:
         self.log.close()
 
 
-def fleet_env(redis_url: str) -> dict[str, str]:
+def fleet_env(redis_url: str, fake: FakeClerk | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("CLERK_")}
     env.update(
         {
@@ -103,6 +103,8 @@ def fleet_env(redis_url: str) -> dict[str, str]:
             "CLERK_WEBHOOK_SIGNING_SECRET": SECRET,
         }
     )
+    if fake is not None:  # the Backend API that verifies machine tokens
+        env.update({"CLERK_API_URL": fake.base_url, "CLERK_SECRET_KEY": fake.secret_key})
     return env
 
 
@@ -110,8 +112,8 @@ def fleet_env(redis_url: str) -> dict[str, str]:
 def start_workers(redis_server: RedisServer) -> Iterator[Any]:
     started: list[Worker] = []
 
-    def start(count: int) -> list[Worker]:
-        workers = [Worker(fleet_env(redis_server.url)) for _ in range(count)]
+    def start(count: int, fake: FakeClerk | None = None) -> list[Worker]:
+        workers = [Worker(fleet_env(redis_server.url, fake)) for _ in range(count)]
         started.extend(workers)
         for worker in workers:
             worker.wait_started()
@@ -171,3 +173,17 @@ def test_killing_redis_loses_no_revocation_and_answers_no_5xx(
         wait_until(lambda w=worker: w.me(during)[0] == 401, timeout=15, what="catch-up")
         assert worker.me(revoked) == (401, "session-revoked")
         assert "unreachable" in worker.output()
+
+
+def test_a_machine_token_verified_by_one_worker_is_not_verified_again(
+    redis_server: RedisServer, start_workers: Any
+) -> None:
+    with FakeClerk().serve() as fake:
+        workers: list[Worker] = start_workers(3, fake)
+        key = fake.create_api_key("org_fleet")
+        headers = {"Authorization": f"Bearer {key['secret']}"}
+        before = fake.verify_calls()
+        for worker in workers:
+            response = worker.client.get("/machine", headers=headers)
+            assert response.json() == {"subject": "org_fleet"}, worker.output()
+        assert fake.verify_calls() - before == 1  # one worker asked Clerk; two read Redis
