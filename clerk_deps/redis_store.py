@@ -237,3 +237,11 @@ class RedisStore(Store):
             except _FAILURES as error:
                 self._mark_down(error)
         return self.fallback.add_if_absent_now(key, ttl)
+
+    async def forget(self, key: str) -> None:
+        await self.fallback.forget(key)
+        if self._up:
+            try:
+                await self._redis.delete(KEY_PREFIX + key)
+            except _FAILURES as error:
+                self._mark_down(error)

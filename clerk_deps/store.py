@@ -52,6 +52,10 @@ class Store(ABC):
     async def add_if_absent(self, key: str, ttl: float) -> bool:
         """Mark ``key`` for ``ttl`` seconds; ``True`` when it was not marked already."""
 
+    async def forget(self, key: str) -> None:
+        """Remove ``key`` (a no-op when absent)."""
+        return None
+
     async def publish_revocation(self, entry: Revocation) -> None:
         """Tell every worker about ``entry`` (the in-process list already has it)."""
         return None
@@ -108,6 +112,10 @@ class MemoryStore(Store):
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
+
+    async def forget(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)
 
     async def get(self, key: str) -> str | None:
         return self.get_now(key)

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -286,7 +286,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def verify_webhook_request(request: Request) -> ClerkWebhookEvent:
+async def verify_webhook_request(request: Request) -> AsyncIterator[ClerkWebhookEvent]:
     """The dependency behind :data:`ClerkWebhookDep`: verifies the raw body of ``request``.
 
     Settings come as for ``require_clerk_user`` (``app.dependency_overrides[get_settings]``
@@ -303,7 +303,14 @@ async def verify_webhook_request(request: Request) -> ClerkWebhookEvent:
     entry = _revoke_locally(event)
     if entry is not None:
         await store.publish_revocation(entry)
-    return event if first else event.model_copy(update={"redelivered": True})
+    try:
+        yield event if first else event.model_copy(update={"redelivered": True})
+    except Exception:
+        # the handler failed, so Svix will retry: that retry is the first complete delivery
+        if first:
+            await store.forget("webhook:" + event.id)
+            await memory_store().forget("webhook:" + event.id)
+        raise
 
 
 ClerkWebhookDep = Annotated[ClerkWebhookEvent, Depends(verify_webhook_request)]

@@ -402,3 +402,25 @@ def test_the_dependency_stops_reading_an_oversized_stream() -> None:
 
     response = client.post("/webhooks/clerk", content=chunks(), headers=headers)
     assert response.status_code == 400 and "larger" in response.json()["detail"]["message"]
+
+
+def test_a_delivery_whose_handler_failed_is_not_marked_redelivered() -> None:
+    import time
+
+    app = FastAPI()
+    app.dependency_overrides[get_settings] = lambda: ClerkSettings(webhook_signing_secret=SECRET)
+    outcomes = iter([RuntimeError("database down"), None])
+
+    @app.post("/hook")
+    async def hook(event: ClerkWebhookDep) -> dict[str, bool]:
+        failure = next(outcomes)
+        if failure is not None:
+            raise failure
+        return {"redelivered": event.redelivered}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    body = envelope()
+    headers = headers_for(body, msg_id="msg_retry", timestamp=int(time.time()))
+    assert client.post("/hook", content=body, headers=headers).status_code == 500
+    retried = client.post("/hook", content=body, headers=headers)  # Svix's retry
+    assert retried.json() == {"redelivered": False}

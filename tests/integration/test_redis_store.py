@@ -88,6 +88,8 @@ async def test_keys_are_shared_between_workers(redis_server: RedisServer) -> Non
         assert await b.get("ignored") is None
         assert await a.add_if_absent("webhook:msg_1", 60) is True
         assert await b.add_if_absent("webhook:msg_1", 60) is False
+        await a.forget("webhook:msg_1")
+        assert await b.add_if_absent("webhook:msg_1", 60) is True
 
 
 async def test_an_outage_keeps_revocations_and_recovers(
