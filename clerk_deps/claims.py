@@ -10,8 +10,10 @@ that cannot be read grants nothing, so every check that depends on it fails clos
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, NamedTuple, cast
 
@@ -225,6 +227,18 @@ def decode_org_permissions(fea: object, per: object, fpm: object) -> list[str]:
     without an integer gets nothing, extra integers are ignored, and an integer that is not
     all digits grants nothing but keeps its place. Integers may be of any size.
     """
+    if type(fea) is str and type(per) is str and type(fpm) is str:
+        return list(_decoded_permissions(fea, per, fpm))
+    return _decode_permissions(fea, per, fpm)
+
+
+@lru_cache(maxsize=256)
+def _decoded_permissions(fea: str, per: str, fpm: str) -> tuple[str, ...]:
+    # Remembered: the tokens of one role in one plan all carry the same fea, per and fpm.
+    return tuple(_decode_permissions(fea, per, fpm))
+
+
+def _decode_permissions(fea: object, per: object, fpm: object) -> list[str]:
     features = _org_features(fea)
     names = _split_list(per)
     masks = [_parse_mask(part) for part in _split_list(fpm)]
@@ -329,7 +343,7 @@ def parse_fva(value: object) -> tuple[int, int] | None:
     never; ``None`` when missing or malformed (not two integers, each ``-1`` or more)."""
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         return None
-    first, second = (_factor_age(item) for item in value)
+    first, second = _factor_age(value[0]), _factor_age(value[1])
     if first is None or second is None:
         return None
     return first, second
@@ -363,6 +377,14 @@ def _string(value: object) -> str | None:
 
 
 def _token_role(value: object) -> str | None:
+    if isinstance(value, str):
+        return _token_role_text(value)
+    return None  # normalize_org_role refuses anything but a string
+
+
+@lru_cache(maxsize=256)
+def _token_role_text(value: str) -> str | None:
+    # Remembered: an instance has a handful of roles, each on many tokens.
     try:
         return normalize_org_role(value)
     except (TypeError, ValueError):
@@ -382,10 +404,16 @@ def normalize_organization(claims: Mapping[str, Any], *, token: bool = True) -> 
     flat claims whatever ``v`` says.
     """
     o = claims.get("o")
-    if isinstance(o, Mapping):
-        source = {"id": o.get("id"), "slug": o.get("slg"), "role": o.get("rol")}
-        permissions = decode_org_permissions(claims.get("fea"), o.get("per"), o.get("fpm"))
-    elif token and _is_v2_or_later(claims.get("v")):
+    if type(o) is dict or isinstance(o, Mapping):
+        return {
+            "org_id": _string(o.get("id")),
+            "org_slug": _string(o.get("slg")),
+            "org_role": _token_role(o.get("rol")),
+            "org_permissions": decode_org_permissions(
+                claims.get("fea"), o.get("per"), o.get("fpm")
+            ),
+        }
+    if token and _is_v2_or_later(claims.get("v")):
         source = {"id": None, "slug": None, "role": None}
         permissions = []
     else:
@@ -433,9 +461,16 @@ class ReadOnlyDict(dict[str, Any]):
 def read_only(value: Any) -> Any:
     """``value`` with every list and dict in it replaced by a read-only copy."""
     if isinstance(value, list):
-        return ReadOnlyList(read_only(item) for item in value)
+        return ReadOnlyList(
+            [read_only(item) if isinstance(item, (list, dict)) else item for item in value]
+        )
     if isinstance(value, dict):
-        return ReadOnlyDict({key: read_only(item) for key, item in value.items()})
+        return ReadOnlyDict(
+            {
+                key: read_only(item) if isinstance(item, (list, dict)) else item
+                for key, item in value.items()
+            }
+        )
     return value
 
 
@@ -481,25 +516,9 @@ class ClerkClaims(_ReadOnlyModel):
     def _normalize(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, Mapping):
             return data
-        values = dict(data)
         # A token payload follows Clerk's rules to the letter (a v2 token's flat org_* claims
         # grant nothing); claims built in code (tests, overrides) may set org_* fields directly.
-        from_token = info.context is _TOKEN_CONTEXT
-        values.update(normalize_organization(values, token=from_token))
-        values["fva"] = parse_fva(values.get("fva"))
-        for name in ("pla", "fea"):
-            if not isinstance(values.get(name), str):
-                values[name] = None
-        # RFC 7519 NumericDates may be fractional; verification compares them exactly, the
-        # model keeps whole seconds (rounded down).
-        for name in ("iat", "exp", "nbf"):
-            value = values.get(name)
-            if isinstance(value, float) and math.isfinite(value):
-                values[name] = math.floor(value)
-        act = values.get("act")
-        if isinstance(act, dict):
-            values["act"] = read_only(act)
-        return values
+        return _normalized(data, from_token=info.context is _TOKEN_CONTEXT)
 
     @property
     def user_id(self) -> str:
@@ -514,6 +533,10 @@ class ClerkClaims(_ReadOnlyModel):
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> ClerkClaims:
         """Build claims from a verified token payload (Clerk's v1/v2 organization rules)."""
+        if cls is ClerkClaims:
+            claims = _construct(_normalized(payload, from_token=True))
+            if claims is not None:
+                return claims
         return cls.model_validate(payload, context=_TOKEN_CONTEXT)
 
     def has(
@@ -561,3 +584,101 @@ class ClerkClaims(_ReadOnlyModel):
 
     def _has_reverification(self, config: object) -> bool:
         return is_reverified(self.fva, parse_reverification(config))
+
+
+def _normalized(data: Mapping[str, Any], *, from_token: bool) -> dict[str, Any]:
+    """The claims as the model stores them: organization data from either token shape, ``fva``
+    parsed, malformed ``pla``/``fea`` dropped, NumericDates in whole seconds."""
+    values = dict(data)
+    values.update(normalize_organization(values, token=from_token))
+    values["fva"] = parse_fva(values.get("fva"))
+    for name in ("pla", "fea"):
+        if not isinstance(values.get(name), str):
+            values[name] = None
+    # RFC 7519 NumericDates may be fractional; verification compares them exactly, the
+    # model keeps whole seconds (rounded down).
+    for name in ("iat", "exp", "nbf"):
+        value = values.get(name)
+        if isinstance(value, float) and math.isfinite(value):
+            values[name] = math.floor(value)
+    act = values.get("act")
+    if isinstance(act, dict):
+        values["act"] = read_only(act)
+    return values
+
+
+# The fields that pydantic stores exactly as given when the value has this exact type (or is
+# None: all but sub, iat and exp are optional). ``fva``, ``act`` and ``org_permissions`` are
+# handled by name in _construct; tests keep this table in step with the model.
+_PLAIN_FIELDS: dict[str, type] = (  # never changed
+    {
+        "sub": str,
+        "iat": int,
+        "exp": int,
+        "iss": str,
+        "nbf": int,
+        "sid": str,
+        "azp": str,
+        "sts": str,
+        "v": int,
+        "jti": str,
+        "pla": str,
+        "fea": str,
+        "email": str,
+        "org_id": str,
+        "org_slug": str,
+        "org_role": str,
+    }
+)
+_OTHER_FIELDS = frozenset({"fva", "act", "org_permissions"})
+# Every field, None, in declaration order: the order pydantic keeps them in (repr shows it).
+_UNSET = dict.fromkeys(ClerkClaims.model_fields)
+_plain_values = operator.itemgetter(*_PLAIN_FIELDS)
+# Which combinations of the plain fields' types the model stores as given (a token issuer
+# writes a handful: claims present or absent); bounded, as token payloads are chosen by
+# whoever signs them.
+_plain_types_ok: dict[tuple[type, ...], bool] = {}
+
+
+def _plain_types_fit(types: tuple[type, ...]) -> bool:
+    fits = _plain_types_ok.get(types)
+    if fits is None:
+        fits = all(
+            found is kind or (found is type(None) and name not in ("sub", "iat", "exp"))
+            for found, (name, kind) in zip(types, _PLAIN_FIELDS.items(), strict=True)
+        )
+        if len(_plain_types_ok) < 256:
+            _plain_types_ok[types] = fits
+    return fits
+
+
+def _construct(values: dict[str, Any]) -> ClerkClaims | None:
+    """``ClerkClaims`` built from normalized ``values`` without pydantic's validation, when every
+    field already has the exact type validation would give it (the case of every well-formed
+    Clerk token); ``None`` otherwise, and the caller validates. The result equals what
+    validation builds: the same fields, the same read-only extras, the same fields set."""
+    fields = _UNSET.copy()
+    fields.update(values)
+    extra = {}
+    if len(fields) > len(_UNSET):  # custom claims: after the fields, in the token's order
+        for name in list(fields)[len(_UNSET) :]:
+            value = fields.pop(name)
+            extra[name] = read_only(value) if isinstance(value, (list, dict)) else value
+    if not _plain_types_fit(tuple(map(type, _plain_values(fields)))):
+        return None
+    # fva is parse_fva's result (two ints, or None); act needs pydantic to build the Actor
+    if fields["act"] is not None:
+        return None
+    permissions = fields["org_permissions"]  # always set by normalize_organization
+    if type(permissions) is not list:
+        return None
+    for permission in permissions:
+        if type(permission) is not str:
+            return None
+    fields["org_permissions"] = ReadOnlyList(permissions)
+    claims = ClerkClaims.__new__(ClerkClaims)
+    object.__setattr__(claims, "__dict__", fields)
+    object.__setattr__(claims, "__pydantic_extra__", ReadOnlyDict(extra))
+    object.__setattr__(claims, "__pydantic_fields_set__", set(values))
+    object.__setattr__(claims, "__pydantic_private__", None)
+    return claims

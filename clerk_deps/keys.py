@@ -55,6 +55,7 @@ __all__ = [
     "StaticKeySource",
     "clear_key_sources",
     "key_source_for",
+    "key_sources_generation",
     "parse_key_set",
     "warm_up",
 ]
@@ -508,10 +509,21 @@ def _shared_source(lookup: tuple[Any, ...], build: Callable[[], KeySource]) -> K
     return source
 
 
+_generation = 0
+
+
 def clear_key_sources() -> None:
     """Forget every cached key source (tests; a process that reloads configuration)."""
+    global _generation
     with _sources_lock:
         _sources.clear()
+        _generation += 1
+
+
+def key_sources_generation() -> int:
+    """Changes whenever :func:`clear_key_sources` runs, so that whatever remembers a key
+    source per settings object can tell that it must look it up again."""
+    return _generation
 
 
 async def warm_up(settings: ClerkSettings | None = None) -> None:

@@ -20,9 +20,10 @@ from collections import OrderedDict
 from collections.abc import Hashable
 
 from .claims import ClerkClaims
-from .keys import KeySource
+from .keys import KeySource, key_source_for, key_sources_generation
+from .settings import ClerkSettings
 
-__all__ = ["TokenCache", "token_cache_for"]
+__all__ = ["TokenCache", "selected_for", "token_cache_for"]
 
 # Without a GIL (free-threaded builds), single OrderedDict operations are not guaranteed to be
 # atomic, so reads take the lock there too.
@@ -158,3 +159,34 @@ def token_cache_for(
         if cache is None:
             cache = per_policy[policy] = TokenCache(max_size, leeway)
         return cache
+
+
+# What each settings object selects, looked up once: ClerkSettings are immutable, so the key
+# source and the token cache a settings object selects never change (until
+# clear_key_sources()). Keyed by id, checked by weak reference; an entry leaves with its object.
+_selected: dict[
+    int, tuple[weakref.ref[ClerkSettings], int, tuple[KeySource, TokenCache | None]]
+] = {}
+
+
+def _forget_settings(settings_id: int, ref: weakref.ref[ClerkSettings]) -> None:
+    entry = _selected.get(settings_id)
+    if entry is not None and entry[0] is ref:
+        _selected.pop(settings_id, None)
+
+
+def selected_for(settings: ClerkSettings) -> tuple[KeySource, TokenCache | None]:
+    """The key source and verified-token cache of ``settings``; raises ``auth-not-configured``
+    when no key source is configured (and then remembers nothing)."""
+    entry = _selected.get(id(settings))
+    if entry is not None and entry[0]() is settings and entry[1] == key_sources_generation():
+        return entry[2]
+    generation = key_sources_generation()
+    source = key_source_for(settings)
+    cache = token_cache_for(
+        source, settings.verification_policy(), settings.token_cache_size, settings.leeway
+    )
+    settings_id = id(settings)
+    ref = weakref.ref(settings, lambda dead: _forget_settings(settings_id, dead))
+    _selected[settings_id] = (ref, generation, (source, cache))
+    return source, cache

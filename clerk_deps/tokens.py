@@ -9,22 +9,25 @@ the token.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 import math
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from jose.backends.base import Key
 from pydantic import ValidationError
 
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
-from .keys import KeySource, key_source_for
+from .keys import KeySource
 from .session_status import enforce_revocation
 from .settings import ClerkSettings, get_settings, issuer_from_publishable_key
-from .token_cache import TokenCache, token_cache_for
+from .token_cache import TokenCache, selected_for
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_prepared", "verify_token"]
 
@@ -34,7 +37,6 @@ SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 TEMPLATE_CATEGORY = "cl_B7d4PD222AAA"
 _WITH_TEMPLATES = SESSION_CATEGORIES | {TEMPLATE_CATEGORY}
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _STRING_CLAIMS = ("iss", "sid", "azp", "sts", "jti", "email")
 
 Clock = Callable[[], float]
@@ -52,12 +54,8 @@ async def verify_token(
     """
     if settings is None:
         settings = get_settings()
-    source = key_source_for(settings)
-    now = clock()
-    cache = token_cache_for(
-        source, settings.verification_policy(), settings.token_cache_size, settings.leeway
-    )
-    return await verify_prepared(token, settings, source, cache, now)
+    source, cache = selected_for(settings)
+    return await verify_prepared(token, settings, source, cache, clock())
 
 
 async def verify_prepared(
@@ -99,7 +97,7 @@ async def _verify(
     _check_header_type(header, settings)  # before the key lookup: a wrong kind costs no fetch
     kid = header.get("kid")
     key = await source.get_key(kid if isinstance(kid, str) else None)
-    if not key.verify(signing_input, signature):
+    if not _signature_verifies(key, signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     _check_claim_types(payload)
     _check_subject_type(payload, settings)
@@ -109,12 +107,31 @@ async def _verify(
     _check_authorized_party(payload, settings)
     _check_session_status(payload, settings)
     try:
-        return ClerkClaims.from_payload(payload), payload
+        claims = ClerkClaims.from_payload(payload)
     except ValidationError as error:
         fields = sorted({str(e["loc"][0]) for e in error.errors() if e["loc"]})
         raise _invalid(
             ErrorReason.TOKEN_INVALID, f"claims of the wrong type: {', '.join(fields)}"
         ) from None
+    _remember_header(token, header)
+    return claims, payload
+
+
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _signature_verifies(key: Key, signing_input: bytes, signature: bytes) -> bool:
+    """RS256 with ``cryptography`` on the key python-jose prepared (its own ``verify`` wraps
+    the same call and builds the padding and hash objects anew on every call)."""
+    public_key = getattr(key, "prepared_key", None)
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        return bool(key.verify(signing_input, signature))
+    try:
+        public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _invalid(reason: ErrorReason, message: str) -> ClerkAuthError:
@@ -137,20 +154,48 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
             ErrorReason.TOKEN_INVALID,
             f"not a JWT: expected 3 dot-separated segments, got {len(parts)}",
         )
+    head, body, tail = parts
+    # A header seen on a token that passed every check is known to be well-formed.
+    header = _known_headers.get(head)
     # The signature may be empty here (an `alg: none` token): the algorithm check rejects it.
-    if not (_SEGMENT.fullmatch(parts[0]) and _SEGMENT.fullmatch(parts[1])) or (
-        parts[2] and not _SEGMENT.fullmatch(parts[2])
+    if not (
+        (header is not None or _is_base64url(head))
+        and _is_base64url(body)
+        and (not tail or _is_base64url(tail))
     ):
         raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: segments must be base64url text")
-    if not (_canonical(parts[0]) and _canonical(parts[1]) and _canonical(parts[2])):
+    if not (_canonical(head) and _canonical(body) and _canonical(tail)):
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             "not a JWT: a segment is not canonical base64url (one token, one spelling)",
         )
-    header = _decode_segment(parts[0], "header")
-    payload = _decode_segment(parts[1], "payload")
-    signature = _b64decode(parts[2])
-    return header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+    if header is None:
+        header = _decode_segment(head, "header")
+    payload = _decode_segment(body, "payload")
+    signature = _b64decode(tail)
+    return header, payload, token[: len(head) + len(body) + 1].encode("ascii"), signature
+
+
+_BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _is_base64url(segment: str) -> bool:
+    """Non-empty base64url text (deleting every alphabet byte leaves nothing)."""
+    return bool(segment) and segment.isascii() and not segment.encode().translate(None, _BASE64URL)
+
+
+# Header segments of tokens that passed every check, decoded: an instance signs every token
+# with the same few headers, so their decoding is done once. Never changed once stored.
+_known_headers: dict[str, dict[str, Any]] = {}
+_KNOWN_HEADERS_MAX = 64
+
+
+def _remember_header(token: str, header: dict[str, Any]) -> None:
+    head = token[: token.index(".")]
+    if head not in _known_headers:
+        if len(_known_headers) >= _KNOWN_HEADERS_MAX:
+            _known_headers.clear()
+        _known_headers[head] = header
 
 
 # A segment of 2 or 3 characters past a multiple of 4 ends in a character with 4 or 2 unused
@@ -166,9 +211,14 @@ def _canonical(segment: str) -> bool:
     return not rest or segment[-1] in _CANONICAL_LAST[rest]
 
 
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _b64decode(segment: str) -> bytes:
     # Only called on canonical base64url text (checked in _split), which always decodes.
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    # base64.urlsafe_b64decode's own steps, without its per-call argument handling.
+    pad = b"=" * (-len(segment) % 4)
+    return binascii.a2b_base64(segment.encode("ascii").translate(_FROM_URLSAFE) + pad)
 
 
 def _decode_segment(segment: str, name: str) -> dict[str, Any]:
@@ -241,8 +291,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_claim_types(payload: dict[str, Any]) -> None:
-    missing = [name for name in ("sub", "iat", "exp") if name not in payload]
-    if missing:
+    if "sub" not in payload or "iat" not in payload or "exp" not in payload:
+        missing = [name for name in ("sub", "iat", "exp") if name not in payload]
         raise _invalid(ErrorReason.TOKEN_INVALID, f"required claim missing: {', '.join(missing)}")
     for name in ("iat", "exp", "nbf"):
         if name in payload and not _is_number(payload[name]):

@@ -1,0 +1,261 @@
+"""The shortcuts of the verification path give exactly what the general path gives.
+
+Each shortcut (claims built without pydantic's validation, organization permissions and roles
+remembered, the key source and cache remembered per settings object, known headers decoded
+once, the signature checked with ``cryptography`` directly) is compared here with the path it
+replaces, on hand-picked payloads and on generated ones. Speed is measured in bench/.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import types
+from typing import Any, Union, get_args, get_origin
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jose.backends.rsa_backend import RSAKey
+from pydantic import ValidationError
+
+from clerk_deps import ClerkAuthError, ClerkClaims, ErrorReason, verify_token
+from clerk_deps import claims as claims_module
+from clerk_deps import tokens as tokens_module
+from clerk_deps.claims import ReadOnlyDict, ReadOnlyList, decode_org_permissions
+from clerk_deps.keys import clear_key_sources
+from clerk_deps.testing import TestIssuer, sign_jwt
+from clerk_deps.testing.issuer import FORGER_SLOT, IsolatedSettings, shared_private_key
+from clerk_deps.token_cache import selected_for
+
+ISSUER = TestIssuer()
+CONTEXT = claims_module._TOKEN_CONTEXT
+
+
+def validated(payload: dict[str, Any]) -> ClerkClaims:
+    """The general path: pydantic's validation with the model's own normalisation."""
+    return ClerkClaims.model_validate(payload, context=CONTEXT)
+
+
+def assert_read_only(value: Any) -> None:
+    if isinstance(value, dict):
+        assert type(value) is ReadOnlyDict
+        for item in value.values():
+            assert_read_only(item)
+    elif isinstance(value, list):
+        assert type(value) is ReadOnlyList
+        for item in value:
+            assert_read_only(item)
+
+
+def assert_same(payload: dict[str, Any]) -> ClerkClaims:
+    fast = ClerkClaims.from_payload(payload)
+    slow = validated(payload)
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert type(fast.org_permissions) is ReadOnlyList
+    for value in (fast.model_extra or {}).values():
+        assert_read_only(value)
+    assert type(fast.model_extra) is type(slow.model_extra) is ReadOnlyDict
+    with pytest.raises(ValidationError):
+        fast.sub = "someone else"  # type: ignore[misc]
+    return fast
+
+
+ORG = {
+    "o": {"id": "org_1", "slg": "acme", "rol": "admin", "per": "read,manage", "fpm": "3,1"},
+    "fea": "o:invoices,o:members,u:export",
+}
+PAYLOADS = {
+    "session without organization": {},
+    "v2 with organization, plan, azp, sts": {**ORG, "pla": "o:pro", "azp": "https://a.b",
+                                             "sts": "active"},
+    "v1 flat organization": {"v": None, "org_id": "org_1", "org_role": "org:admin",
+                             "org_permissions": ["org:a:read", 5]},
+    "v2 flat org claims grant nothing": {"org_id": "org_1", "org_role": "admin"},
+    "custom claims, nested": {"email": "ada@example.com", "meta": {"a": [1, {"b": [2]}]},
+                              "tags": ["x", ["y"]]},
+    "fractional NumericDates": {"iat": 1700000000.9, "exp": 1700000060.5, "nbf": 1699999990.1},
+    "malformed fva, pla and fea": {"fva": [1], "pla": 5, "fea": ["o:x"]},
+    "empty o": {"o": {}},
+    "o with wrong types": {"o": {"id": 5, "slg": [], "rol": {"x": 1}, "per": 1, "fpm": None}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", PAYLOADS.values(), ids=list(PAYLOADS))
+def test_claims_built_directly_equal_validated_claims(extra: dict[str, Any]) -> None:
+    payload = {**ISSUER.claims("user_1", now=1_700_000_000), **extra}
+    assert_same({name: value for name, value in payload.items() if value is not None})
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"act": {"sub": "user_admin", "iss": "https://x.example", "extra": [1]}},  # an Actor
+        {"act": {}},
+        {"v": True},  # pydantic turns a bool into an int: left to pydantic
+        {"sid": 5},  # pydantic refuses: so does the shortcut, by leaving it to pydantic
+        {"iat": "1700000000"},
+    ],
+)
+def test_payloads_the_shortcut_leaves_to_pydantic(extra: dict[str, Any]) -> None:
+    payload = {**ISSUER.claims("user_1", now=1_700_000_000), **extra}
+    values = claims_module._normalized(payload, from_token=True)
+    assert claims_module._construct(values) is None
+    try:
+        slow = validated(payload)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            ClerkClaims.from_payload(payload)
+    else:
+        assert ClerkClaims.from_payload(payload) == slow
+
+
+def test_a_clerk_token_takes_the_shortcut() -> None:
+    payload = ISSUER.claims(
+        "user_1", org_id="org_1", org_role="admin", org_permissions=["org:a:read"], pla="u:free"
+    )
+    values = claims_module._normalized(payload, from_token=True)
+    assert claims_module._construct(values) == validated(payload)
+
+
+def test_subclasses_are_validated_by_pydantic() -> None:
+    class Claims(ClerkClaims):
+        tenant: str = "none"
+
+    claims = Claims.from_payload({**ISSUER.claims("user_1"), "tenant": "t1"})
+    assert type(claims) is Claims and claims.tenant == "t1"
+
+
+def test_the_field_table_matches_the_model() -> None:
+    plain = claims_module._PLAIN_FIELDS
+    others = claims_module._OTHER_FIELDS
+    assert set(ClerkClaims.model_fields) == set(plain) | others
+    assert list(claims_module._UNSET) == list(ClerkClaims.model_fields)
+    for name, kind in plain.items():
+        field = ClerkClaims.model_fields[name]
+        assert not field.metadata, name  # no validator the shortcut would skip
+        annotation = field.annotation
+        if get_origin(annotation) in (Union, types.UnionType):
+            assert set(get_args(annotation)) == {kind, type(None)}, name
+            assert field.default is None, name
+        else:
+            assert annotation is kind and field.is_required(), name
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+claim_names = st.sampled_from(
+    [*ClerkClaims.model_fields, "o", "org_id", "custom", "per", "_private", "model_config"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(claim_names, json_values, max_size=8), st.booleans())
+def test_generated_payloads_give_the_same_claims(changes: dict[str, Any], with_org: bool) -> None:
+    payload = {**ISSUER.claims("user_1", now=1_700_000_000), **(ORG if with_org else {})}
+    payload.update(changes)
+    try:
+        slow = validated(payload)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            ClerkClaims.from_payload(payload)
+        return
+    fast = ClerkClaims.from_payload(payload)
+    assert fast == slow and repr(fast) == repr(slow)
+    assert fast.model_fields_set == slow.model_fields_set
+
+
+def test_remembered_permissions_are_a_fresh_list_each_time() -> None:
+    first = decode_org_permissions("o:a,o:b", "read,write", "3,1")
+    assert first == ["org:a:read", "org:a:write", "org:b:read"]
+    first.append("org:a:admin")
+    assert decode_org_permissions("o:a,o:b", "read,write", "3,1") == [
+        "org:a:read", "org:a:write", "org:b:read",
+    ]  # fmt: skip
+    assert decode_org_permissions(["o:a"], "read", "1") == []  # not a string: not remembered
+
+
+# -- what verify_token remembers per settings object ----------------------------------------
+
+
+def test_settings_select_their_source_and_cache_once() -> None:
+    settings = ISSUER.settings()
+    source, cache = selected_for(settings)
+    assert selected_for(settings) == (source, cache)
+    assert cache is not None
+    clear_key_sources()
+    again, _ = selected_for(settings)
+    assert again is not source  # a fresh source after clear_key_sources()
+
+
+def test_forgotten_settings_leave_no_entry() -> None:
+    from clerk_deps import token_cache
+
+    settings = ISSUER.settings()
+    selected_for(settings)
+    key = id(settings)
+    assert key in token_cache._selected
+    del settings
+    gc.collect()
+    assert key not in token_cache._selected
+
+
+def test_settings_without_a_key_source_raise_each_time() -> None:
+    settings = IsolatedSettings()
+    for _ in range(2):
+        with pytest.raises(ClerkAuthError) as caught:
+            selected_for(settings)
+        assert caught.value.reason is ErrorReason.AUTH_NOT_CONFIGURED
+
+
+# -- known headers and the signature -----------------------------------------------------
+
+
+async def test_a_known_header_does_not_vouch_for_the_rest_of_the_token() -> None:
+    settings = ISSUER.settings()
+    token = ISSUER.token("user_1")
+    await verify_token(token, settings)
+    head = token.split(".")[0]
+    assert head in tokens_module._known_headers
+    forged = sign_jwt(ISSUER.header(), ISSUER.claims("user_2"), shared_private_key(FORGER_SLOT))
+    assert forged.split(".")[0] == head
+    with pytest.raises(ClerkAuthError) as caught:
+        await verify_token(forged, settings)
+    assert caught.value.reason is ErrorReason.TOKEN_INVALID_SIGNATURE
+    bad_payload = f"{head}.e30!.{token.split('.')[2]}"
+    with pytest.raises(ClerkAuthError) as caught:
+        await verify_token(bad_payload, settings)
+    assert caught.value.reason is ErrorReason.TOKEN_INVALID
+
+
+async def test_known_headers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens_module, "_known_headers", {})
+    settings = ISSUER.settings()
+    for index in range(tokens_module._KNOWN_HEADERS_MAX + 3):
+        await verify_token(ISSUER.token("user_1", headers={"x": index}), settings)
+    assert 0 < len(tokens_module._known_headers) <= tokens_module._KNOWN_HEADERS_MAX
+
+
+def test_keys_without_a_cryptography_key_verify_through_python_jose() -> None:
+    token = ISSUER.token("user_1")
+    head, body, signature = token.split(".")
+    signing_input = f"{head}.{body}".encode()
+    raw = tokens_module._b64decode(signature)
+    assert raw is not None
+    key = RSAKey(ISSUER.public_pem, "RS256")
+    assert tokens_module._signature_verifies(key, signing_input, raw)
+    assert not tokens_module._signature_verifies(key, signing_input + b"x", raw)
+
+
+def test_exact_numeric_dates_survive_the_shortcut() -> None:
+    payload = {**ISSUER.claims("user_1"), "exp": 1_700_000_060.75}
+    claims = assert_same(payload)
+    assert claims.exp == math.floor(1_700_000_060.75)
