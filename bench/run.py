@@ -138,6 +138,7 @@ def run_bench(config: Config) -> BenchResult:
                     timed.append(measurement)
         _log(f"timing {len(timed)} rows round-robin, {config.repeats} repeats ...")
         timings = measure_round_robin(timed, config.repeats)
+        extensions.cleanup()
         void = {label: check() for label, check in checks.items()}
         paths = route_rows.paths if route_rows else {}
     rows = _latency_rows(timings, pending)
