@@ -26,7 +26,9 @@ def run() -> Iterator[ModuleType]:
 
 
 def test_a_tiny_run_prints_every_row(run: ModuleType) -> None:
-    config = run.Config(tokens=12, repeats=1, warm_iterations=20, peers=False, results=None)
+    config = run.Config(
+        tokens=12, repeats=1, warm_iterations=20, propagation_samples=3, peers=False, results=None
+    )
     result = run.run_bench(config)
 
     by_label = {row.label: row for row in result.rows}
