@@ -631,8 +631,9 @@ _PLAIN_FIELDS: dict[str, type] = (  # never changed
     }
 )
 _OTHER_FIELDS = frozenset({"fva", "act", "org_permissions"})
-# Every field, None, in declaration order: the order pydantic keeps them in (repr shows it).
-_UNSET = dict.fromkeys(ClerkClaims.model_fields)
+# The fields in declaration order: the order pydantic keeps them in (repr shows it).
+_FIELD_ORDER = tuple(ClerkClaims.model_fields)
+_FIELD_NAMES = frozenset(_FIELD_ORDER)
 _plain_values = operator.itemgetter(*_PLAIN_FIELDS)
 # Which combinations of the plain fields' types the model stores as given (a token issuer
 # writes a handful: claims present or absent); bounded, as token payloads are chosen by
@@ -657,13 +658,13 @@ def _construct(values: dict[str, Any]) -> ClerkClaims | None:
     field already has the exact type validation would give it (the case of every well-formed
     Clerk token); ``None`` otherwise, and the caller validates. The result equals what
     validation builds: the same fields, the same read-only extras, the same fields set."""
-    fields = _UNSET.copy()
-    fields.update(values)
-    extra = {}
-    if len(fields) > len(_UNSET):  # custom claims: after the fields, in the token's order
-        for name in list(fields)[len(_UNSET) :]:
-            value = fields.pop(name)
-            extra[name] = read_only(value) if isinstance(value, (list, dict)) else value
+    # a dict of exactly the fields (a verified token's claims stay cached: no spare room)
+    fields = dict(zip(_FIELD_ORDER, map(values.get, _FIELD_ORDER), strict=True))
+    extra = {
+        name: read_only(value) if isinstance(value, (list, dict)) else value
+        for name, value in values.items()
+        if name not in _FIELD_NAMES
+    }
     if not _plain_types_fit(tuple(map(type, _plain_values(fields)))):
         return None
     # fva is parse_fva's result (two ints, or None); act needs pydantic to build the Actor
@@ -679,6 +680,22 @@ def _construct(values: dict[str, Any]) -> ClerkClaims | None:
     claims = ClerkClaims.__new__(ClerkClaims)
     object.__setattr__(claims, "__dict__", fields)
     object.__setattr__(claims, "__pydantic_extra__", ReadOnlyDict(extra))
-    object.__setattr__(claims, "__pydantic_fields_set__", set(values))
+    object.__setattr__(claims, "__pydantic_fields_set__", _fields_set(values))
     object.__setattr__(claims, "__pydantic_private__", None)
     return claims
+
+
+# The set of claim names a token carried, one object per distinct set: tokens of one instance
+# carry the same few sets, and each set costs about 1 KiB per cached token. pydantic never
+# changes a model's fields set in place (model_copy copies it), and these models are frozen.
+_fields_sets: dict[tuple[str, ...], set[str]] = {}
+
+
+def _fields_set(values: dict[str, Any]) -> set[str]:
+    names = tuple(values)
+    shared = _fields_sets.get(names)
+    if shared is None:
+        shared = set(names)
+        if len(_fields_sets) < 256:
+            _fields_sets[names] = shared
+    return shared

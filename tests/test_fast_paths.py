@@ -122,6 +122,15 @@ def test_a_clerk_token_takes_the_shortcut() -> None:
     assert claims_module._construct(values) == validated(payload)
 
 
+def test_copies_do_not_share_their_fields_set() -> None:
+    first = ClerkClaims.from_payload(ISSUER.claims("user_1"))
+    second = ClerkClaims.from_payload(ISSUER.claims("user_2"))
+    assert first.model_fields_set is second.model_fields_set  # one set per shape of token
+    copied = first.model_copy(update={"email": "ada@example.com"})
+    assert "email" in copied.model_fields_set
+    assert "email" not in first.model_fields_set and "email" not in second.model_fields_set
+
+
 def test_subclasses_are_validated_by_pydantic() -> None:
     class Claims(ClerkClaims):
         tenant: str = "none"
@@ -134,7 +143,7 @@ def test_the_field_table_matches_the_model() -> None:
     plain = claims_module._PLAIN_FIELDS
     others = claims_module._OTHER_FIELDS
     assert set(ClerkClaims.model_fields) == set(plain) | others
-    assert list(claims_module._UNSET) == list(ClerkClaims.model_fields)
+    assert list(claims_module._FIELD_ORDER) == list(ClerkClaims.model_fields)
     for name, kind in plain.items():
         field = ClerkClaims.model_fields[name]
         assert not field.metadata, name  # no validator the shortcut would skip
