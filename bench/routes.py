@@ -18,11 +18,14 @@ with its own key and issuer, the requests spread over the three.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import Depends, FastAPI, Request
 from harness import APP_ORIGIN, Measurement, forget_verified_tokens
 
@@ -35,6 +38,7 @@ except ImportError:  # pragma: no cover - before ClerkAuth exists
     ClerkAuth = None
 
 CONFIGS = ("environment", "ClerkAuth(settings)", "ClerkAuth, 3 instances")
+REFERENCE = "RS256 check alone in the handler"
 
 
 async def read_header(request: Request) -> str | None:
@@ -42,10 +46,21 @@ async def read_header(request: Request) -> str | None:
     return request.headers.get("authorization")
 
 
-def build_app(settings: Sequence[ClerkSettings]) -> tuple[FastAPI, dict[str, str]]:
+def build_app(
+    settings: Sequence[ClerkSettings], public_key: rsa.RSAPublicKey
+) -> tuple[FastAPI, dict[str, str]]:
     """The app, and the path of each configuration that can be built here."""
     app = FastAPI(openapi_url=None)
-    paths = {"baseline": "/baseline", "environment": "/env"}
+    paths = {"baseline": "/baseline", "environment": "/env", REFERENCE: "/floor"}
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+
+    @app.get("/floor")
+    async def floor_only(token: Annotated[str, Depends(read_header)]) -> dict[str, bool]:
+        # the reference: the floor's RS256 check alone, on the token the request carries
+        head, body, signature = token.removeprefix("Bearer ").split(".")
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        public_key.verify(raw, f"{head}.{body}".encode(), pkcs1, sha256)
+        return {"ok": True}
 
     @app.get("/baseline")
     async def baseline(token: Annotated[str | None, Depends(read_header)]) -> dict[str, bool]:
@@ -122,7 +137,7 @@ class RouteRows:
         tokens spread over every issuer."""
         self.loop = asyncio.new_event_loop()
         settings = [i.settings(authorized_parties=[APP_ORIGIN]) for i in issuers]
-        self.app, self.paths = build_app(settings)
+        self.app, self.paths = build_app(settings, issuers[0].private_key.public_key())
         self.tokens = tokens
 
     def close(self) -> None:
@@ -136,6 +151,8 @@ class RouteRows:
                 ("repeated", [distinct[0]] * len(distinct)),
                 ("distinct", distinct),
             ):
+                if config == REFERENCE and mode == "repeated":
+                    continue
                 out.append(self._measurement(f"{config}/{mode}", path, tokens, mode == "distinct"))
         return out
 

@@ -211,6 +211,12 @@ def _route_rows(timings: dict[str, Timing], paths: dict[str, str], enabled: bool
             row = timed_row("route", label, protected - baseline, f, target)
             value = f"+{protected - baseline:,.1f} us ({protected:,.0f} vs {baseline:,.0f})"
             rows.append(Row(row.section, label, value, row.ratio, row.target, row.status))
+    if enabled and routes.REFERENCE in paths:  # what the same RSA check costs inside a request
+        protected = timings[f"{routes.REFERENCE}/distinct"].median_us
+        baseline = timings["baseline/distinct"].median_us
+        label = f"route, {routes.REFERENCE}, distinct tokens (reference)"
+        value = f"+{protected - baseline:,.1f} us ({protected:,.0f} vs {baseline:,.0f})"
+        rows.append(Row("route", label, value, (protected - baseline) / f))
     return rows
 
 

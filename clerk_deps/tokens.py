@@ -459,8 +459,9 @@ async def verify_signed_jwt(decoded: DecodedJwt, settings: ClerkSettings, now: f
     _check_critical(header)
     _check_algorithm(header)
     kid = header.get("kid")
-    key = await key_source_for(settings).get_key(kid if isinstance(kid, str) else None)
-    if not key.verify(signing_input, signature):
+    source, _ = selected_for(settings)  # the instance's shared key source
+    key = await source.get_key(kid if isinstance(kid, str) else None)
+    if not _signature_verifies(key, signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     _check_claim_types(payload)
     _check_times(payload, settings, now)

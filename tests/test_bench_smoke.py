@@ -46,7 +46,7 @@ def test_a_tiny_run_prints_every_row(run: ModuleType) -> None:
     assert {row.section for row in result.rows} == {
         "verify", "machine", "revocation", "route", "peers", "memory",
     }  # fmt: skip
-    assert sum(row.section == "route" for row in result.rows) == 6
+    assert sum(row.section == "route" for row in result.rows) == 7
     assert all(
         row.value == "not measured: disabled" for row in result.rows if row.section == "peers"
     )
