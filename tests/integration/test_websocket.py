@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -221,16 +221,17 @@ def closed_with(url: str, **options: Any) -> tuple[int, str, str | None]:
 @pytest.mark.parametrize(
     ("path", "headers", "reason"),
     [
-        ("/ws", {}, "session-token-missing"),
-        ("/ws", {"Authorization": "Bearer not-a-jwt"}, "token-invalid"),
-        ("/ws/admin", bearer(**MEMBER), "org-role-required"),
-        ("/ws/reports", bearer(**MEMBER), "org-permission-required"),
+        ("/ws", dict, "session-token-missing"),
+        ("/ws", lambda: {"Authorization": "Bearer not-a-jwt"}, "token-invalid"),
+        ("/ws/admin", lambda: bearer(**MEMBER), "org-role-required"),
+        ("/ws/reports", lambda: bearer(**MEMBER), "org-permission-required"),
     ],
 )
 def test_without_denial_support_the_socket_closes_with_1008_and_the_reason(
-    plain_url: str, path: str, headers: dict[str, str], reason: str
+    plain_url: str, path: str, headers: Callable[[], dict[str, str]], reason: str
 ) -> None:
-    code, close_reason, _ = closed_with(f"{plain_url}{path}", additional_headers=headers)
+    # Tokens are minted here, not at collection: they live 60 s.
+    code, close_reason, _ = closed_with(f"{plain_url}{path}", additional_headers=headers())
     assert (code, close_reason) == (1008, reason)
 
 
