@@ -26,7 +26,8 @@ from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .keys import KeySource
 from .session_status import enforce_revocation
-from .settings import ClerkSettings, get_settings, issuer_from_publishable_key
+from .setting_values import issuer_from_publishable_key
+from .settings import ClerkSettings, get_settings
 from .token_cache import TokenCache, selected_for
 
 __all__ = ["MAX_JSON_DEPTH", "MAX_TOKEN_BYTES", "verify_prepared", "verify_token"]

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import clerk_deps.jwks as jwks_module
 import clerk_deps.keys as keys_module
 from clerk_deps import ClerkAuthError, ClerkSettings, ErrorReason, warm_up
 from clerk_deps._http import close_shared_client, shared_client
@@ -236,7 +237,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handler], list[
             return await handler(request)
 
         client = httpx.AsyncClient(transport=httpx.MockTransport(record))
-        monkeypatch.setattr(keys_module, "shared_client", lambda: client)
+        monkeypatch.setattr(jwks_module, "shared_client", lambda: client)
         return seen
 
     yield install

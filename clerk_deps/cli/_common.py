@@ -14,7 +14,8 @@ import httpx
 from pydantic import ValidationError
 
 from ..backend_api import ClerkAPIError, ClerkBackendAPI
-from ..settings import ClerkSettings, describe_validation_error
+from ..setting_values import describe_validation_error
+from ..settings import ClerkSettings
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 

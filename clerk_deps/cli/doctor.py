@@ -10,8 +10,9 @@ from typing import TextIO
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ClerkAuthError, ErrorReason
-from ..keys import parse_key_set
-from ..settings import ClerkSettings, issuer_from_publishable_key
+from ..key_set import parse_key_set
+from ..setting_values import issuer_from_publishable_key
+from ..settings import ClerkSettings
 from ..tokens import verify_token
 from ._common import (
     VERIFY_VARIABLES,

@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from ..errors import ClerkAuthError
-from ..keys import parse_key_set
+from ..key_set import parse_key_set
 from ..machine_auth import authenticate
 from ..machine_tokens import MachineAuth
 from ._common import (

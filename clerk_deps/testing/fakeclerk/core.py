@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.routing import Route
 
-from ...settings import ClerkSettings, issuer_from_publishable_key
+from ...setting_values import issuer_from_publishable_key
+from ...settings import ClerkSettings
 from ..issuer import IsolatedSettings, key_id_for, shared_private_key
 
 DEFAULT_BASE_URL = "https://fake-clerk.test"
