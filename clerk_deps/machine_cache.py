@@ -3,8 +3,9 @@
 * :class:`Verdict`: Clerk's answer for one token, "this machine" or "no, because ...".
 * :class:`VerdictCache`: verdicts in this process, bounded in size, each until its own
   deadline (never past the token's expiry). The hit path takes no lock.
-* :class:`CallBudget`: a token bucket of verification calls per process and instance, so a
-  flood of made-up tokens cannot spend the instance's Backend API rate limit (or its bill).
+* :class:`CallBudget` (defined in :mod:`clerk_deps.budget`, re-exported here): the token
+  bucket of verification calls per process and instance, so a flood of made-up tokens cannot
+  spend the instance's Backend API rate limit (or its bill).
 * :class:`SharedVerdicts`: the interface of a store shared by every worker. With
   ``CLERK_REDIS_URL`` it is the Redis store (:mod:`clerk_deps.store`), so a token verified by
   one worker is not verified again by the others; another can be plugged in with
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import threading
 from collections import OrderedDict
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .budget import CallBudget  # re-exported: its home is clerk_deps.budget
 from .errors import ErrorReason
 from .machine_tokens import MachineAuth
 from .settings import ClerkSettings
@@ -106,40 +107,6 @@ class VerdictCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-class CallBudget:
-    """A token bucket: ``burst`` calls at once, refilled at ``rate`` calls per second.
-
-    :meth:`pause_until` stops all calls until a moment (Clerk's ``Retry-After`` after a 429).
-    Thread-safe; time comes from the caller, so tests drive it with their own clock.
-    """
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = float(burst)
-        self._updated: float | None = None
-        self._paused_until = -math.inf
-        self._lock = threading.Lock()
-
-    def take(self, now: float) -> float:
-        """Spend one call: ``0`` when allowed, else the seconds until one will be."""
-        with self._lock:
-            if now < self._paused_until:
-                return self._paused_until - now
-            if self._updated is not None and now > self._updated:
-                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            if self._updated is None or now > self._updated:
-                self._updated = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return 0.0
-            return (1 - self._tokens) / self.rate
-
-    def pause_until(self, moment: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, moment)
 
 
 # -- a store shared by workers ---------------------------------------------------------------

@@ -28,9 +28,9 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from .backend_api import ClerkAPIError, ClerkBackendAPI
+from .budget import CallBudget
 from .errors import ClerkAuthError, ErrorReason
 from .machine_cache import (
-    CallBudget,
     SharedVerdicts,
     Verdict,
     VerdictCache,

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .backend_api import ClerkAPIError, ClerkBackendAPI
+from .budget import CallBudget
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .revocation import revocation_list, revoked_error
@@ -49,26 +50,6 @@ _MAX_SESSIONS = 100_000
 _revocations = revocation_list()
 
 
-class _Budget:
-    """A token bucket: ``rate`` calls a second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._tokens = burst
-        self._at = clock()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            now = self.clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
-
-
 class SessionStatusChecker:
     """Session statuses of one Clerk instance, read from the Backend API and cached briefly."""
 
@@ -85,7 +66,7 @@ class SessionStatusChecker:
         self.ttl = ttl
         self.fail_open = fail_open
         self.clock = clock
-        self.budget = _Budget(calls_per_second, 2 * calls_per_second, clock)
+        self.budget = CallBudget(calls_per_second, 2 * calls_per_second)
         # sid -> (status or None when the look-up failed, monotonic time it is good until)
         self._known: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -133,7 +114,7 @@ class SessionStatusChecker:
         raise revoked_error(entry, now)
 
     async def _look_up(self, session_id: str) -> str | None:
-        if not self.budget.take():
+        if self.budget.take(self.clock()) > 0:
             self._warn("more session look-ups than the budget allows")
             self._remember(session_id, None, min(FAILURE_TTL, self.ttl or FAILURE_TTL))
             return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import time
 from collections.abc import Iterator
@@ -13,8 +14,8 @@ from typing import Any
 import pytest
 
 from clerk_deps import ClerkAuthError, MachineAuth, TokenType, authenticate
+from clerk_deps.budget import CallBudget
 from clerk_deps.machine_cache import (
-    CallBudget,
     Verdict,
     VerdictCache,
     use_shared_verdicts,
@@ -24,20 +25,12 @@ from clerk_deps.settings import ClerkSettings
 from clerk_deps.testing import FakeClerk
 from clerk_deps.testing.server import serve_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("fresh_machine_state")]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_verifiers() -> Iterator[None]:
-    clear_verifiers()
-    yield
-    clear_verifiers()
-    use_shared_verdicts(None)
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +378,9 @@ def test_call_budget_is_a_token_bucket() -> None:
     budget.pause_until(300.0)
     assert budget.take(290.0) == pytest.approx(10.0)
     assert budget.take(300.0) == 0
+    never_refilled = CallBudget(rate=0, burst=1)
+    assert never_refilled.take(0.0) == 0
+    assert never_refilled.take(1e9) == math.inf
 
 
 async def test_over_budget_is_503_and_cached_tokens_keep_working(fake: FakeClerk) -> None:
