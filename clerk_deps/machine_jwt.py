@@ -35,6 +35,13 @@ def _bad_claim(kind: str, rule: str) -> ClerkAuthError:
     return ClerkAuthError(ErrorReason.TOKEN_INVALID, f"not a valid {kind} JWT: {rule}")
 
 
+def _token_id(payload: dict[str, Any], kind: str, prefix: str) -> str:
+    jti = payload.get("jti")
+    if not isinstance(jti, str) or not jti.startswith(prefix):
+        raise _bad_claim(kind, f"claim 'jti' (the token id) must start with '{prefix}'")
+    return jti
+
+
 def _space_separated(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return value.split()
@@ -46,9 +53,7 @@ def _space_separated(value: Any) -> list[str] | None:
 def _m2m_from_jwt(header: dict[str, Any], payload: dict[str, Any]) -> MachineAuth:
     if header.get("cat", M2M_CATEGORY) != M2M_CATEGORY:
         raise _bad_claim("M2M", f"header cat must be {M2M_CATEGORY} or absent")
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not jti.startswith("mt_"):
-        raise _bad_claim("M2M", "claim 'jti' (the token id) must start with 'mt_'")
+    jti = _token_id(payload, "M2M", "mt_")
     scopes = _space_separated(payload["scopes"] if "scopes" in payload else payload.get("aud", []))
     if scopes is None:
         raise _bad_claim("M2M", "'scopes' must be a space-separated string or 'aud' a list")
@@ -66,9 +71,7 @@ def _m2m_from_jwt(header: dict[str, Any], payload: dict[str, Any]) -> MachineAut
 def _oauth_from_jwt(payload: dict[str, Any]) -> MachineAuth:
     if not payload["sub"].startswith("user_"):
         raise _bad_claim("OAuth", "claim 'sub' must be a user id (user_...)")
-    jti = payload.get("jti")
-    if not isinstance(jti, str) or not jti.startswith("oat_"):
-        raise _bad_claim("OAuth", "claim 'jti' (the token id) must start with 'oat_'")
+    jti = _token_id(payload, "OAuth", "oat_")
     client_id = payload.get("client_id")
     if not isinstance(client_id, str) or not client_id:
         raise _bad_claim("OAuth", "claim 'client_id' must be a non-empty string")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .backend_api import primary_email_address
 
 __all__ = ["ClerkWebhookEvent", "WebhookSession", "WebhookUser"]
+
+_Data = TypeVar("_Data", bound=BaseModel)
 
 
 class WebhookSession(BaseModel):
@@ -101,19 +103,20 @@ class ClerkWebhookEvent(BaseModel):
     @property
     def session(self) -> WebhookSession | None:
         """The session of a ``session.*`` event; ``None`` for other events."""
-        if not self.type.startswith("session."):
-            return None
-        try:
-            return WebhookSession.model_validate(self.data)
-        except ValidationError:
-            return None
+        return _data_as(self, "session.", WebhookSession)
 
     @property
     def user(self) -> WebhookUser | None:
         """The user of a ``user.*`` event; ``None`` for other events."""
-        if not self.type.startswith("user."):
-            return None
-        try:
-            return WebhookUser.model_validate(self.data)
-        except ValidationError:
-            return None
+        return _data_as(self, "user.", WebhookUser)
+
+
+def _data_as(event: ClerkWebhookEvent, prefix: str, model: type[_Data]) -> _Data | None:
+    """``event.data`` read as ``model`` when the event type starts with ``prefix``, else
+    ``None`` (also ``None`` when the data does not fit the model)."""
+    if not event.type.startswith(prefix):
+        return None
+    try:
+        return model.model_validate(event.data)
+    except ValidationError:
+        return None
