@@ -10,6 +10,11 @@ import pytest
 
 from clerk_deps import get_settings
 from clerk_deps.keys import clear_key_sources
+from clerk_deps.machine_cache import use_shared_verdicts
+from clerk_deps.machine_verify import clear_verifiers
+from clerk_deps.revocation import clear_revocations
+from clerk_deps.session_status import clear_status_checkers
+from clerk_deps.store import clear_stores
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +27,36 @@ def _isolated_clerk_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     get_settings.cache_clear()
     clear_key_sources()
+
+
+def _forget_machine_state() -> None:
+    clear_verifiers()
+    clear_stores()
+    use_shared_verdicts(None)
+
+
+@pytest.fixture
+def fresh_machine_state() -> Iterator[None]:
+    """No opaque-token verifiers (verdicts, budgets), stores or plugged-in shared verdicts
+    before or after the test. Use it with ``pytest.mark.usefixtures("fresh_machine_state")``."""
+    _forget_machine_state()
+    yield
+    _forget_machine_state()
+
+
+def _forget_revocation_state() -> None:
+    clear_revocations()
+    clear_stores()
+    clear_status_checkers()
+
+
+@pytest.fixture
+def fresh_revocation_state() -> Iterator[None]:
+    """No revocations, stores or session-status checkers before or after the test. Use it
+    with ``pytest.mark.usefixtures("fresh_revocation_state")``."""
+    _forget_revocation_state()
+    yield
+    _forget_revocation_state()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,19 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from clerk_deps import ClerkSettings, ClerkWebhookDep, get_settings
-from clerk_deps.revocation import clear_revocations
-from clerk_deps.store import clear_stores
 from clerk_deps.testing import FakeClerk
 from clerk_deps.testing.server import serve_app
 
-
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    clear_revocations()
-    clear_stores()
-    yield
-    clear_revocations()
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("fresh_revocation_state")
 
 
 def receiver() -> tuple[FastAPI, list[dict[str, Any]]]:

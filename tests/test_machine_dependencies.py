@@ -18,7 +18,6 @@ from clerk_deps import (
     require_clerk_auth,
     require_machine,
 )
-from clerk_deps.machine_verify import clear_verifiers
 from clerk_deps.testing import FakeClerk, build_machine, override_machine
 
 SessionOrKey = Annotated[
@@ -54,11 +53,7 @@ def make_app() -> FastAPI:
     return app
 
 
-@pytest.fixture(autouse=True)
-def _fresh_verifiers() -> Iterator[None]:
-    clear_verifiers()
-    yield
-    clear_verifiers()
+pytestmark = pytest.mark.usefixtures("fresh_machine_state")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from clerk_deps import ClerkAuth, MachineAuth, require_clerk_auth, require_machine
-from clerk_deps.machine_verify import clear_verifiers
 from clerk_deps.testing import FakeClerk, TestIssuer
 from clerk_deps.testing.issuer import shared_private_key
 
@@ -22,11 +21,7 @@ STAGING = TestIssuer(
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_verifiers() -> Iterator[None]:
-    clear_verifiers()
-    yield
-    clear_verifiers()
+pytestmark = pytest.mark.usefixtures("fresh_machine_state")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,11 +15,10 @@ from clerk_deps import (
     authenticate,
 )
 from clerk_deps.machine_tokens import accepted_types, require_scopes
-from clerk_deps.machine_verify import clear_verifiers
 from clerk_deps.testing import TestIssuer
 from clerk_deps.testing.issuer import M2M_CATEGORY, sign_jwt
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("fresh_machine_state")]
 
 ISSUER = TestIssuer()
 # Keys come from a URL nothing listens on: any key lookup would fail with jwk-failed-to-load,
@@ -33,13 +31,6 @@ UNREACHABLE = ISSUER.settings(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_verifiers() -> Iterator[None]:
-    clear_verifiers()
-    yield
-    clear_verifiers()
 
 
 # -- accepts -----------------------------------------------------------------------------

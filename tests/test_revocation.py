@@ -17,11 +17,8 @@ from clerk_deps.revocation import (
     REVOCATION_HORIZON,
     Revocation,
     RevocationList,
-    clear_revocations,
     revocation_list,
 )
-from clerk_deps.session_status import clear_status_checkers
-from clerk_deps.store import clear_stores
 from clerk_deps.testing import TestIssuer
 from clerk_deps.testing.fakeclerk import FakeClerk
 from clerk_deps.webhooks import sign_webhook
@@ -30,15 +27,7 @@ SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
 ISSUER = TestIssuer()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    clear_revocations()
-    clear_stores()
-    clear_status_checkers()
-    yield
-    clear_revocations()
-    clear_stores()
-    clear_status_checkers()
+pytestmark = pytest.mark.usefixtures("fresh_revocation_state")
 
 
 def deliver(event_type: str, data: dict[str, Any], msg_id: str = "msg_1") -> None:

@@ -21,8 +21,7 @@ from clerk_deps import (
     get_settings,
     verify_webhook,
 )
-from clerk_deps.revocation import clear_revocations, revocation_list
-from clerk_deps.store import clear_stores
+from clerk_deps.revocation import revocation_list
 from clerk_deps.webhooks import MAX_WEBHOOK_BYTES, sign_webhook, signing_key
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -37,13 +36,7 @@ VECTOR_BODY = '{"test": 2432232314}'
 VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    clear_revocations()
-    clear_stores()
-    yield
-    clear_revocations()
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("fresh_revocation_state")
 
 
 def envelope(event_type: str = "user.created", **data: Any) -> bytes:

@@ -11,29 +11,19 @@ from clerk_deps import ClerkAuthError, MachineAuth, authenticate
 from clerk_deps.machine_cache import use_shared_verdicts
 from clerk_deps.machine_verify import clear_verifiers
 from clerk_deps.redis_store import RedisStore
-from clerk_deps.store import MemoryStore, clear_stores, close_stores
+from clerk_deps.store import MemoryStore, close_stores
 from clerk_deps.testing import FakeClerk
 
 from .redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("fresh_machine_state")]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    clear_verifiers()
-    clear_stores()
-    yield
-    clear_verifiers()
-    clear_stores()
-    use_shared_verdicts(None)
 
 
 @pytest.fixture(scope="module")

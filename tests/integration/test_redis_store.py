@@ -8,17 +8,16 @@ tests/integration/test_fleet.py runs real separate uvicorn processes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 
 from clerk_deps import ClerkAuthError, ClerkSettings, verify_token
 from clerk_deps.redis_store import RedisStore, redacted_url
-from clerk_deps.revocation import RevocationList, clear_revocations, revocation_list
+from clerk_deps.revocation import RevocationList, revocation_list
 from clerk_deps.store import (
     MemoryStore,
-    clear_stores,
     close_stores,
     memory_store,
     revoke,
@@ -33,13 +32,7 @@ __all__ = ["redis_server"]
 ISSUER = TestIssuer()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    clear_revocations()
-    clear_stores()
-    yield
-    clear_revocations()
-    clear_stores()
+pytestmark = pytest.mark.usefixtures("fresh_revocation_state")
 
 
 @asynccontextmanager

@@ -223,17 +223,23 @@ async def test_settings_for_routes_by_issuer(
     assert servers[0].count == 0  # settings_for never fetches
 
 
-async def test_a_repeated_token_is_routed_without_decoding_it_again(
-    clerk: ClerkAuth, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    decoded: list[str] = []
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token whose issuer is decoded for routing, in order."""
+    tokens: list[str] = []
     real = clerk_deps.instances.unverified_issuer
 
     def counting(token: str) -> str | None:
-        decoded.append(token)
+        tokens.append(token)
         return real(token)
 
     monkeypatch.setattr(clerk_deps.instances, "unverified_issuer", counting)
+    return tokens
+
+
+async def test_a_repeated_token_is_routed_without_decoding_it_again(
+    clerk: ClerkAuth, decoded: list[str]
+) -> None:
     token = PROD.token()
     for _ in range(4):
         assert (await clerk.verify(token)).sub == "user_test"
@@ -269,15 +275,7 @@ async def test_override_clerk_user_covers_several_instances(clerk: ClerkAuth) ->
             assert (await client.get("/admin")).json()["sub"] == "user_o"
 
 
-async def test_the_routes_remembered_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    decoded: list[str] = []
-    real = clerk_deps.instances.unverified_issuer
-
-    def counting(token: str) -> str | None:
-        decoded.append(token)
-        return real(token)
-
-    monkeypatch.setattr(clerk_deps.instances, "unverified_issuer", counting)
+async def test_the_routes_remembered_are_bounded(decoded: list[str]) -> None:
     # static keys (no key server): the bound is the sum of the token caches, here 2
     clerk = ClerkAuth([PROD.settings(token_cache_size=1), STAGING.settings(token_cache_size=1)])
     first, second, third = PROD.token(), STAGING.token(), PROD.token()
