@@ -19,10 +19,11 @@ from typing import Any
 from .claims import ClerkClaims
 from .connection import session_cookie_names
 from .errors import ClerkAuthError, ErrorReason
+from .jws import MAX_TOKEN_BYTES
 from .keys import KeySource, key_source_for
 from .settings import ClerkSettings
 from .token_cache import TokenCache, token_cache_for
-from .tokens import MAX_TOKEN_BYTES, verify_prepared
+from .tokens import verify_prepared
 
 __all__ = ["Instance", "IssuerRouter", "unverified_issuer"]
 

@@ -29,6 +29,7 @@ from .connection import (
     session_cookie_names,
 )
 from .errors import ClerkAuthError, ErrorReason
+from .jws import decode_unverified
 from .keys import key_source_for
 from .machine_jwt import verify_machine_jwt
 from .machine_tokens import (
@@ -44,7 +45,7 @@ from .machine_tokens import (
 )
 from .machine_verify import verifier_for
 from .settings import ClerkSettings, get_settings
-from .tokens import decode_unverified, verify_token
+from .tokens import verify_token
 
 if TYPE_CHECKING:
     from .auth import ClerkAuth

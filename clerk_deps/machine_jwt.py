@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ClerkAuthError, ErrorReason
+from .jws import DecodedJwt
 from .machine_tokens import M2M_CATEGORY, MachineAuth, TokenType
 from .settings import ClerkSettings
-from .tokens import DecodedJwt, verify_signed_jwt
+from .tokens import verify_signed_jwt
 
 __all__ = ["verify_machine_jwt"]
 

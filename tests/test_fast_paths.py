@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from clerk_deps import ClerkAuthError, ClerkClaims, ErrorReason, verify_token
 from clerk_deps import claims as claims_module
+from clerk_deps import jws as jws_module
 from clerk_deps import tokens as tokens_module
 from clerk_deps.claims import ReadOnlyDict, ReadOnlyList, decode_org_permissions
 from clerk_deps.keys import clear_key_sources
@@ -233,7 +234,7 @@ async def test_a_known_header_does_not_vouch_for_the_rest_of_the_token() -> None
     token = ISSUER.token("user_1")
     await verify_token(token, settings)
     head = token.split(".")[0]
-    assert head in tokens_module._known_headers
+    assert head in jws_module._known_headers
     forged = sign_jwt(ISSUER.header(), ISSUER.claims("user_2"), shared_private_key(FORGER_SLOT))
     assert forged.split(".")[0] == head
     with pytest.raises(ClerkAuthError) as caught:
@@ -246,18 +247,18 @@ async def test_a_known_header_does_not_vouch_for_the_rest_of_the_token() -> None
 
 
 async def test_known_headers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens_module, "_known_headers", {})
+    monkeypatch.setattr(jws_module, "_known_headers", {})
     settings = ISSUER.settings()
-    for index in range(tokens_module._KNOWN_HEADERS_MAX + 3):
+    for index in range(jws_module._KNOWN_HEADERS_MAX + 3):
         await verify_token(ISSUER.token("user_1", headers={"x": index}), settings)
-    assert 0 < len(tokens_module._known_headers) <= tokens_module._KNOWN_HEADERS_MAX
+    assert 0 < len(jws_module._known_headers) <= jws_module._KNOWN_HEADERS_MAX
 
 
 def test_keys_without_a_cryptography_key_verify_through_python_jose() -> None:
     token = ISSUER.token("user_1")
     head, body, signature = token.split(".")
     signing_input = f"{head}.{body}".encode()
-    raw = tokens_module._b64decode(signature)
+    raw = jws_module._b64decode(signature)
     assert raw is not None
     key = RSAKey(ISSUER.public_pem, "RS256")
     assert tokens_module._signature_verifies(key, signing_input, raw)

@@ -30,7 +30,7 @@ from clerk_deps import (
     get_settings,
     verify_token,
 )
-from clerk_deps import tokens as tokens_module
+from clerk_deps import jws as jws_module
 from clerk_deps.testing import TestIssuer, sign_jwt
 
 ISSUER = TestIssuer()
@@ -134,8 +134,8 @@ class CountingModule:
 def decoders(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
     """Counts every json/base64 call that verification makes; returns a reader of the log."""
     counters = [CountingModule(json), CountingModule(binascii)]
-    monkeypatch.setattr(tokens_module, "json", counters[0])
-    monkeypatch.setattr(tokens_module, "binascii", counters[1])
+    monkeypatch.setattr(jws_module, "json", counters[0])
+    monkeypatch.setattr(jws_module, "binascii", counters[1])
     return lambda: [call for counter in counters for call in counter.calls]
 
 
