@@ -9,21 +9,33 @@ production.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import inspect
-import json
-import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from ..settings import ClerkSettings
+
+# Re-exported: tests and older code import these from here. Their homes are .signing (keys
+# and JWS signing) and .organization (organization claims).
+from .organization import encode_organization
+from .signing import (
+    FORGER_SLOT,
+    INSTANCE_SLOTS,
+    ISSUER_SLOT,
+    key_id_for,
+    public_jwk,
+    public_pem,
+    shared_private_key,
+    sign_jwt,
+)
+from .signing import (
+    _keys as _keys,  # re-exported: the test kit counts the keys a run generated
+)
 
 __all__ = [
     "DEFAULT_ISSUER",
@@ -46,79 +58,9 @@ DEFAULT_KID = "ins_test_key"
 SESSION_LIFETIME = 60
 CLOCK_SKEW = 10  # Clerk back-dates nbf by the instance's allowed clock skew
 
-# Key slots: 0 signs for TestIssuer, 1 forges, 2 and up are FakeClerk's (one per rotation),
-# 1000 and up are the instances of TestIssuer.several().
-ISSUER_SLOT = 0
-FORGER_SLOT = 1
-INSTANCE_SLOTS = 1000
-
-_keys: dict[int, rsa.RSAPrivateKey] = {}
-_keys_lock = threading.Lock()
-
-# Feature scopes that carry organization permissions (Clerk: o, org, organization, ou, uo).
-_ORG_SCOPES = frozenset({"o", "org", "organization", "ou", "uo"})
-
-
-def shared_private_key(slot: int = ISSUER_SLOT) -> rsa.RSAPrivateKey:
-    """An RSA-2048 key generated once per process per ``slot`` (key generation is slow)."""
-    with _keys_lock:
-        key = _keys.get(slot)
-        if key is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            _keys[slot] = key
-        return key
-
-
-def key_id_for(key: rsa.RSAPrivateKey) -> str:
-    """A stable ``kid`` for ``key`` in Clerk's style (``ins_...``), derived from its modulus."""
-    modulus = key.public_key().public_numbers().n
-    digest = hashlib.sha256(modulus.to_bytes((modulus.bit_length() + 7) // 8, "big"))
-    return f"ins_{digest.hexdigest()[:24]}"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _json_segment(value: dict[str, Any]) -> str:
-    return _b64(json.dumps(value, separators=(",", ":")).encode())
-
 
 def _same_key(a: rsa.RSAPrivateKey, b: rsa.RSAPrivateKey) -> bool:
     return a.public_key().public_numbers() == b.public_key().public_numbers()
-
-
-def sign_jwt(header: dict[str, Any], payload: dict[str, Any], key: rsa.RSAPrivateKey) -> str:
-    """An RS256 JWS of ``payload`` with exactly ``header`` (``alg`` is not forced)."""
-    signing_input = f"{_json_segment(header)}.{_json_segment(payload)}"
-    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64(signature)}"
-
-
-def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
-    """The public half of ``key`` as a JWK, with the fields Clerk's key sets carry."""
-    numbers = key.public_key().public_numbers()
-
-    def encode(value: int) -> str:
-        return _b64(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-    return {
-        "use": "sig",
-        "kty": "RSA",
-        "kid": kid,
-        "alg": "RS256",
-        "n": encode(numbers.n),
-        "e": encode(numbers.e),
-    }
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    """The public half of ``key`` as PEM text, the form ``CLERK_JWT_KEY`` takes."""
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode("ascii")
-    )
 
 
 class IsolatedSettings(ClerkSettings):
@@ -134,78 +76,6 @@ class IsolatedSettings(ClerkSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)
-
-
-# -- organization claims ------------------------------------------------------------------
-
-
-def _split_permission(permission: str) -> tuple[str, str]:
-    parts = permission.removeprefix("org:").split(":")
-    if len(parts) != 2 or not all(parts):
-        raise ValueError(
-            f"org permission {permission!r} is not of the form 'org:<feature>:<permission>'"
-        )
-    return parts[0], parts[1]
-
-
-def _scope_of(entry: str) -> str:
-    scope, _, _ = entry.partition(":")
-    return scope
-
-
-def encode_organization(
-    *,
-    org_id: str,
-    org_slug: str | None = None,
-    org_role: str | None = None,
-    org_permissions: Iterable[str] = (),
-    fea: str | None = None,
-    version: int = 2,
-) -> dict[str, Any]:
-    """The claims that carry an active organization, as Clerk writes them.
-
-    ``version=2`` gives ``o = {id, slg, rol, per, fpm}`` plus the features in ``fea``:
-    ``rol`` has no ``org:`` prefix, ``per`` lists the permission names, and the i-th integer of
-    ``fpm`` is a bitmask over ``per`` for the i-th organization feature. Organization features
-    come first in ``fea`` and every other feature gets a ``0`` mask, so the token reads the same
-    whether a decoder pairs ``fpm`` with all features or only with the organization's (Clerk's
-    JS SDK does the latter). ``version=1`` gives the flat ``org_*`` claims.
-    """
-    permissions = list(dict.fromkeys(org_permissions))
-    role = None if org_role is None else f"org:{org_role.removeprefix('org:')}"
-    if version == 1:
-        flat: dict[str, Any] = {"org_id": org_id, "org_role": role}
-        if org_slug is not None:
-            flat["org_slug"] = org_slug
-        flat["org_permissions"] = [f"org:{p.removeprefix('org:')}" for p in permissions]
-        return flat
-    o: dict[str, Any] = {"id": org_id}
-    if org_slug is not None:
-        o["slg"] = org_slug
-    if role is not None:
-        o["rol"] = role.removeprefix("org:")
-    claims: dict[str, Any] = {"o": o}
-    if not permissions:
-        if fea is not None:
-            claims["fea"] = fea
-        return claims
-    pairs = [_split_permission(p) for p in permissions]
-    entries = [e.strip() for e in (fea or "").split(",") if e.strip()]
-    org_entries = [e for e in entries if _scope_of(e) in _ORG_SCOPES]
-    other_entries = [e for e in entries if _scope_of(e) not in _ORG_SCOPES]
-    org_features = [e.partition(":")[2] for e in org_entries]
-    for feature, _ in pairs:
-        if feature not in org_features:
-            org_features.append(feature)
-            org_entries.append(f"o:{feature}")
-    names = list(dict.fromkeys(name for _, name in pairs))
-    masks = [
-        sum(1 << names.index(name) for f, name in pairs if f == feature) for feature in org_features
-    ]
-    o["per"] = ",".join(names)
-    o["fpm"] = ",".join(str(mask) for mask in [*masks, *(0 for _ in other_entries)])
-    claims["fea"] = ",".join(org_entries + other_entries)
-    return claims
 
 
 def _without_none(payload: dict[str, Any]) -> dict[str, Any]:

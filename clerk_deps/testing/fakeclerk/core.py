@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from ...setting_values import issuer_from_publishable_key
 from ...settings import ClerkSettings
-from ..issuer import IsolatedSettings, key_id_for, shared_private_key
+from ..issuer import IsolatedSettings
+from ..signing import key_id_for, shared_private_key
 
 DEFAULT_BASE_URL = "https://fake-clerk.test"
 FIRST_KEY_SLOT = 2  # shared_private_key slots 0 and 1 belong to TestIssuer

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ...settings import ClerkSettings
-from ..issuer import key_id_for, public_jwk, public_pem, shared_private_key
+from ..signing import key_id_for, public_jwk, public_pem, shared_private_key
 from .common import FakeClerkError, json_route
 from .core import FIRST_KEY_SLOT, FakeClerkCore
 

@@ -29,7 +29,8 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ..issuer import M2M_CATEGORY, sign_jwt
+from ..issuer import M2M_CATEGORY
+from ..signing import sign_jwt
 from .common import (
     FakeClerkError,
     header_invalid,
