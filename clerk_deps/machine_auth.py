@@ -22,12 +22,7 @@ from fastapi.security.base import SecurityBase
 from starlette.requests import HTTPConnection
 
 from .claims import ClerkClaims
-from .connection import (
-    error_for_connection,
-    extract_token,
-    resolve_settings,
-    session_cookie_names,
-)
+from .connection import extract_token, resolve_settings, session_cookie_names
 from .errors import ClerkAuthError, ErrorReason
 from .jws import decode_unverified
 from .keys import key_source_for
@@ -46,6 +41,7 @@ from .machine_tokens import (
 from .machine_verify import verifier_for
 from .settings import ClerkSettings, get_settings
 from .tokens import verify_token
+from .websocket import refusal_for
 
 if TYPE_CHECKING:
     from .auth import ClerkAuth
@@ -188,14 +184,28 @@ class ClerkAuthDependency(SecurityBase):
         return self.__name__
 
     async def __call__(self, conn: HTTPConnection) -> ClerkClaims | MachineAuth:
+        settings: ClerkSettings | None = None
         try:
-            result = await self._authenticate(conn)
+            token = extract_token(conn, _HEADER_ONLY)
+            settings = await self._settings(conn, token)
+            result = await self._authenticate(conn, token, settings)
             if isinstance(result, MachineAuth):
                 require_scopes(result, self.scopes)
         except ClerkAuthError as error:
-            raise error_for_connection(conn, error) from None
+            raise await self.refusal(conn, error, settings) from None
         self.store(conn, result)
         return result
+
+    async def refusal(
+        self, conn: HTTPConnection, error: ClerkAuthError, settings: ClerkSettings | None = None
+    ) -> Exception:
+        """``error`` as ``conn`` must receive it (see :func:`~clerk_deps.websocket.refusal_for`),
+        the same way a session dependency refuses it: a WebSocket follows the
+        ``websocket_refusal`` of ``settings`` (the instance that read the token), else of
+        this dependency's first instance."""
+        if settings is None and self.auth is not None and conn.scope["type"] == "websocket":
+            settings = await self._settings(conn, None)
+        return await refusal_for(conn, error, settings)
 
     @staticmethod
     def store(conn: HTTPConnection, result: ClerkClaims | MachineAuth) -> None:
@@ -207,15 +217,13 @@ class ClerkAuthDependency(SecurityBase):
         else:
             conn.state.clerk_user = result
 
-    async def _authenticate(self, conn: HTTPConnection) -> ClerkClaims | MachineAuth:
-        # Machine tokens come only from the Authorization header; a cookie is read only when
-        # session tokens are accepted, and only a session token is accepted from it.
-        token = extract_token(conn, _HEADER_ONLY)
+    async def _authenticate(
+        self, conn: HTTPConnection, token: str | None, settings: ClerkSettings
+    ) -> ClerkClaims | MachineAuth:
+        # Machine tokens come only from the Authorization header (``token``); a cookie is read
+        # only when session tokens are accepted, and only a session token is accepted from it.
         if token is not None:
-            return await _authenticate(
-                token, await self._settings(conn, token), self.types, time.time
-            )
-        settings = await self._settings(conn, None)
+            return await _authenticate(token, settings, self.types, time.time)
         if TokenType.SESSION_TOKEN in self.types:
             names = session_cookie_names(settings.session_cookie, settings.publishable_key)
             token = extract_token(conn, names)

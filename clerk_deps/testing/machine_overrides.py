@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
-from ..dependencies import error_for_connection
 from ..errors import ClerkAuthError
 from ..machine_auth import ClerkAuthDependency, check_accepted, machine_dependencies
 from ..machine_tokens import MachineAuth, TokenType, require_scopes
@@ -63,12 +62,12 @@ def build_machine(
 
 
 def _replacement(dependency: ClerkAuthDependency, machine: MachineAuth) -> Callable[..., Any]:
-    def authenticated_machine(conn: HTTPConnection) -> MachineAuth:
+    async def authenticated_machine(conn: HTTPConnection) -> MachineAuth:
         try:
             check_accepted(machine.token_type, dependency.types)
             require_scopes(machine, dependency.scopes)
         except ClerkAuthError as error:
-            raise error_for_connection(conn, error) from None
+            raise await dependency.refusal(conn, error) from None
         ClerkAuthDependency.store(conn, machine)
         return machine
 

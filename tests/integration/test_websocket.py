@@ -25,13 +25,16 @@ from clerk_deps import (
     ClerkAuthError,
     ClerkClaims,
     CurrentUserDep,
+    MachineAuth,
     clerk_error_handler,
     get_settings,
+    require_clerk_auth,
+    require_machine,
     require_org_permission,
     require_org_role,
     require_reverification,
 )
-from clerk_deps.testing import TestIssuer
+from clerk_deps.testing import TestIssuer, override_machine
 from clerk_deps.testing.server import serve_app
 from clerk_deps.websocket import accept_websocket, require_origin
 
@@ -392,3 +395,115 @@ def test_a_clerk_auth_instance_brings_its_own_websocket_settings() -> None:
             "clerk",
         )
         assert closed_with(url)[:2] == (1008, "session-token-missing")
+
+
+# -- machine-token dependencies refuse a WebSocket as the session dependencies do -----------
+
+MachineWithScope = Annotated[MachineAuth, Depends(require_machine(scopes=["ws:read"]))]
+SessionOrMachine = Annotated[ClerkClaims | MachineAuth, Depends(require_clerk_auth("any"))]
+
+
+def build_machine_app(**settings: Any) -> FastAPI:
+    app = FastAPI()
+    app.dependency_overrides[get_settings] = lambda: ISSUER.settings(**settings)
+
+    @app.websocket("/ws/machine")
+    async def machine(websocket: WebSocket, auth: MachineWithScope) -> None:
+        await accept_websocket(websocket)
+        await websocket.send_json({"subject": auth.subject})
+        await websocket.close()
+
+    @app.websocket("/ws/any")
+    async def any_token(websocket: WebSocket, auth: SessionOrMachine) -> None:
+        await accept_websocket(websocket)
+        subject = auth.sub if isinstance(auth, ClerkClaims) else auth.subject
+        await websocket.send_json({"subject": subject})
+        await websocket.close()
+
+    return app
+
+
+MACHINE_REFUSALS = [
+    ("/ws/machine", dict, "session-token-missing"),
+    ("/ws/machine", bearer, "token-type-mismatch"),
+    ("/ws/machine", lambda: {"Authorization": f"Bearer {ISSUER.m2m_token()}"}, "scope-required"),
+    ("/ws/any", lambda: {"Authorization": "Bearer not-a-jwt"}, "token-invalid"),
+    ("/ws/any", dict, "session-token-missing"),
+]
+
+
+@pytest.mark.parametrize(("path", "headers", "reason"), MACHINE_REFUSALS)
+def test_machine_refusals_follow_the_close_mode(
+    server_log: pytest.LogCaptureFixture,
+    path: str,
+    headers: Callable[[], dict[str, str]],
+    reason: str,
+) -> None:
+    """`CLERK_WEBSOCKET_REFUSAL=close` applies to require_machine and require_clerk_auth too:
+    the socket is accepted and closed with 1008 and the reason, as for require_clerk_user."""
+    with serve_app(build_machine_app(websocket_refusal="close")) as base:
+        url = base.replace("http://", "ws://") + path
+        assert closed_with(url, additional_headers=headers())[:2] == (1008, reason)
+    assert "Exception in ASGI application" not in server_log.text
+
+
+@pytest.mark.parametrize(("path", "headers", "reason"), MACHINE_REFUSALS)
+def test_machine_refusals_without_denial_support_echo_the_subprotocol(
+    server_log: pytest.LogCaptureFixture,
+    path: str,
+    headers: Callable[[], dict[str, str]],
+    reason: str,
+) -> None:
+    """On a server without the denial response, the socket is accepted (echoing `clerk`, so a
+    browser does not drop it) before the 1008 close, instead of a bare 403 handshake."""
+    with serve_app(without_denial_extension(build_machine_app())) as base:
+        url = base.replace("http://", "ws://") + path
+        closed = closed_with(url, additional_headers=headers(), subprotocols=["clerk"])
+        assert closed == (1008, reason, "clerk")
+    assert "Exception in ASGI application" not in server_log.text
+
+
+def test_machine_refusals_keep_the_denial_response_by_default() -> None:
+    with serve_app(build_machine_app()) as base:
+        url = base.replace("http://", "ws://") + "/ws/machine"
+        status, body, headers = refused(url, additional_headers=bearer())
+        assert (status, body["detail"]["reason"]) == (401, "token-type-mismatch")
+        assert headers["www-authenticate"] == 'Bearer error="invalid_token"'
+        m2m = {"Authorization": f"Bearer {ISSUER.m2m_token(scopes=['ws:read'])}"}
+        with connect(url, additional_headers=m2m, open_timeout=10) as ws:
+            assert receive(ws) == {"subject": "mch_test"}
+
+
+def test_machine_dependencies_of_a_clerk_auth_follow_its_refusal_mode() -> None:
+    """No get_settings override: the refusal mode is the ClerkAuth's, for a refusal after the
+    token was read and for one before (two Authorization headers)."""
+    app = FastAPI()
+
+    @app.websocket("/ws/machine")
+    async def machine(
+        websocket: WebSocket,
+        auth: Annotated[MachineAuth, Depends(require_machine(scopes=["ws:read"], auth=CLERK))],
+    ) -> None:
+        await accept_websocket(websocket)  # pragma: no cover - every handshake is refused
+        await websocket.close()  # pragma: no cover
+
+    m2m = f"Bearer {ISSUER.m2m_token()}"
+    with serve_app(app) as base:
+        url = base.replace("http://", "ws://") + "/ws/machine"
+        assert closed_with(url, additional_headers={"Authorization": m2m})[:2] == (
+            1008,
+            "scope-required",
+        )
+        twice = [("Authorization", m2m), ("Authorization", m2m)]
+        assert closed_with(url, additional_headers=twice)[:2] == (1008, "token-invalid")
+
+
+def test_override_machine_refuses_a_websocket_as_the_real_dependency_does() -> None:
+    app = build_machine_app(websocket_refusal="close")
+    with serve_app(app) as base, override_machine(app, token_type="m2m_token", scopes=[]):
+        url = base.replace("http://", "ws://") + "/ws/machine"
+        assert closed_with(url)[:2] == (1008, "scope-required")
+    with override_machine(app, token_type="m2m_token", scopes=["ws:read"]), serve_app(app) as base:
+        url = base.replace("http://", "ws://") + "/ws/machine"
+        with connect(url, open_timeout=10) as ws:
+            assert receive(ws) == {"subject": "mch_test"}
