@@ -94,3 +94,28 @@ def test_http_endpoints_deliver_to_urls_before_answering() -> None:
         body = json.loads(deliveries[0].body)
         assert set(body) >= {"data", "object", "type", "timestamp", "instance_id"}
         assert len(secrets_by_endpoint) == 2
+
+
+def test_banning_revokes_the_sessions_and_both_ban_and_unban_deliver_user_updated() -> None:
+    app, received = receiver()
+    with FakeClerk().serve() as fake:
+        endpoint = fake.add_webhook_endpoint(app, path="/hook")
+        app.dependency_overrides[get_settings] = lambda: ClerkSettings(
+            webhook_signing_secret=endpoint.secret
+        )
+        user = fake.create_user(email_address="b@example.com")
+        session = fake.create_session(user["id"])
+        assert fake.ban_user(user["id"])["banned"] is True
+        assert fake.get_session(session["id"])["status"] == "revoked"
+        auth = {"Authorization": f"Bearer {fake.secret_key}"}
+        with httpx.Client(base_url=fake.base_url, headers=auth) as client:
+            unbanned = client.post(f"/v1/users/{user['id']}/unban").json()
+            assert client.post("/v1/users/user_nobody/ban").status_code == 404
+    assert unbanned["banned"] is False and unbanned["id"] == user["id"]
+    assert fake.get_user(user["id"])["banned"] is False
+    assert fake.get_session(session["id"])["status"] == "revoked"  # an unban revives nothing
+    assert [(r["type"], r["data"]["banned"]) for r in received] == [
+        ("user.updated", True),
+        ("user.updated", False),
+    ]
+    assert received[0]["data"]["email_addresses"][0]["email_address"] == "b@example.com"

@@ -2,10 +2,11 @@
 
 ``fake.add_webhook_endpoint(url_or_app)`` registers an endpoint (a URL, or an ASGI app called
 in process) with its own ``whsec_...`` secret. From then on, revoking a session
-(``session.revoked``) and deleting a user (``user.deleted``) send a delivery in Clerk's
-envelope, signed as Svix signs it, before the call that caused it returns, so a test can
-assert on its effect at once. :meth:`Webhooks.send_webhook` sends any other event, and
-:meth:`Webhooks.redeliver` sends a delivery again with the same ``svix-id``, as Svix retries.
+(``session.revoked``), deleting a user (``user.deleted``) and banning or unbanning one
+(``user.updated``) send a delivery in Clerk's envelope, signed as Svix signs it, before the
+call that caused it returns, so a test can assert on its effect at once.
+:meth:`Webhooks.send_webhook` sends any other event, and :meth:`Webhooks.redeliver` sends a
+delivery again with the same ``svix-id``, as Svix retries.
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ class Webhooks(UsersSessions):
         self._instance_id = "ins_" + secrets.token_hex(12)
 
     def _routes(self) -> list[Route]:
-        return [*super()._routes(), json_route("/v1/users/{user_id}", "DELETE", self._http_delete)]
+        return [
+            *super()._routes(),
+            json_route("/v1/users/{user_id}", "DELETE", self._http_delete),
+            json_route("/v1/users/{user_id}/ban", "POST", self._http_ban),
+            json_route("/v1/users/{user_id}/unban", "POST", self._http_unban),
+        ]
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -122,6 +128,34 @@ class Webhooks(UsersSessions):
                 if session["user_id"] == user_id and session["status"] == "active":
                     session["status"] = "removed"
         return {"object": "user", "id": user_id, "deleted": True}
+
+    def ban_user(self, user_id: str) -> dict[str, Any]:
+        """Ban the user, as ``POST /v1/users/{id}/ban`` does: its active sessions are revoked;
+        delivers ``user.updated`` with ``banned`` true. Returns the user."""
+        user = self._set_banned(user_id, banned=True)
+        self.send_webhook("user.updated", user)
+        return user
+
+    def unban_user(self, user_id: str) -> dict[str, Any]:
+        """Lift the ban (``POST /v1/users/{id}/unban``); delivers ``user.updated`` with
+        ``banned`` false. Returns the user."""
+        user = self._set_banned(user_id, banned=False)
+        self.send_webhook("user.updated", user)
+        return user
+
+    def _set_banned(self, user_id: str, *, banned: bool) -> dict[str, Any]:
+        now = self._now_ms()
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                raise not_found("user", user_id)
+            user["banned"] = banned
+            user["updated_at"] = now
+            for session in self._sessions.values():
+                if banned and session["user_id"] == user_id and session["status"] == "active":
+                    session["status"] = "revoked"
+                    session["updated_at"] = now
+            return copy.deepcopy(user)
 
     def send_webhook(self, event_type: str, data: dict[str, Any]) -> list[WebhookDelivery]:
         """Deliver an event of ``event_type`` with ``data`` to every interested endpoint."""
@@ -186,6 +220,16 @@ class Webhooks(UsersSessions):
         data = self._delete_user(request.path_params["user_id"])
         await self._send_all(self._prepare("user.deleted", data))
         return data
+
+    async def _http_ban(self, request: Request) -> dict[str, Any]:
+        user = self._set_banned(request.path_params["user_id"], banned=True)
+        await self._send_all(self._prepare("user.updated", user))
+        return user
+
+    async def _http_unban(self, request: Request) -> dict[str, Any]:
+        user = self._set_banned(request.path_params["user_id"], banned=False)
+        await self._send_all(self._prepare("user.updated", user))
+        return user
 
 
 def _run(coroutine: Any) -> Any:
