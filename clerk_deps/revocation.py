@@ -5,7 +5,9 @@ A Clerk session token stays valid for up to a minute after its session ends. Wit
 ``session.ended`` and ``session.removed`` delivery puts the session on this process's
 revocation list, and ``user.deleted`` puts the user there; :func:`verify_token
 <clerk_deps.verify_token>` then refuses their tokens with 401 ``session-revoked``, after a
-token-cache hit as after a fresh verification.
+token-cache hit as after a fresh verification. A ``user.updated`` delivery of a banned user
+puts the user there too, for the tokens issued up to the ban only: banning ends the user's
+sessions, and once unbanned the user signs in again with new ones.
 
 The list lives in process memory, so the check is two dictionary lookups. An entry is kept
 until every token minted before the revocation has expired anyway (:data:`REVOCATION_HORIZON`,
@@ -20,7 +22,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .claims import ClerkClaims
@@ -49,19 +51,48 @@ _SWEEP_INTERVAL = 60.0
 
 @dataclass(frozen=True)
 class Revocation:
-    """One revoked session (``kind="session"``, ``id`` its ``sid``) or deleted user
-    (``kind="user"``, ``id`` its ``sub``): refused until ``forget_at`` (epoch seconds)."""
+    """One revoked session (``kind="session"``, ``id`` its ``sid``) or deleted or banned user
+    (``kind="user"``, ``id`` its ``sub``): refused until ``forget_at`` (epoch seconds).
+
+    ``issued_until`` (epoch seconds, set for a ban) limits the refusal to tokens whose ``iat``
+    is at or before it; ``None`` refuses every token of the session or user.
+    """
 
     kind: Kind
     id: str
     revoked_at: float
     forget_at: float
+    issued_until: float | None = None
 
     def to_json(self) -> str:
         """The compact form sent between workers."""
-        return json.dumps(
-            {"k": self.kind, "i": self.id, "r": self.revoked_at, "f": self.forget_at},
-            separators=(",", ":"),
+        fields: dict[str, Any] = {
+            "k": self.kind,
+            "i": self.id,
+            "r": self.revoked_at,
+            "f": self.forget_at,
+        }
+        if self.issued_until is not None:
+            fields["u"] = self.issued_until
+        return json.dumps(fields, separators=(",", ":"))
+
+    def refuses(self, claims: ClerkClaims) -> bool:
+        """Whether this entry refuses a token with these claims (its session or user matched)."""
+        return self.issued_until is None or claims.iat <= self.issued_until
+
+    def merged(self, other: Revocation) -> Revocation:
+        """This entry and ``other`` (same kind and id) as one: the earliest revocation time,
+        the latest horizon, and the wider ``issued_until`` (``None`` is the widest)."""
+        until = (
+            None
+            if self.issued_until is None or other.issued_until is None
+            else max(self.issued_until, other.issued_until)
+        )
+        return replace(
+            self,
+            revoked_at=min(self.revoked_at, other.revoked_at),
+            forget_at=max(self.forget_at, other.forget_at),
+            issued_until=until,
         )
 
     @classmethod
@@ -71,11 +102,13 @@ class Revocation:
             raw: Any = json.loads(text)
             kind, ident = raw["k"], raw["i"]
             revoked_at, forget_at = float(raw["r"]), float(raw["f"])
-        except (ValueError, TypeError, KeyError):
+            until = raw.get("u")
+            issued_until = None if until is None else float(until)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
         if kind not in ("session", "user") or not isinstance(ident, str) or not ident:
             return None
-        return cls(kind, ident, revoked_at, forget_at)
+        return cls(kind, ident, revoked_at, forget_at, issued_until)
 
 
 class RevocationList:
@@ -101,28 +134,36 @@ class RevocationList:
     # -- changes -------------------------------------------------------------------------
 
     def revoke(
-        self, kind: Kind, ident: str, *, now: float | None = None, horizon: float | None = None
+        self,
+        kind: Kind,
+        ident: str,
+        *,
+        now: float | None = None,
+        horizon: float | None = None,
+        issued_until: float | None = None,
     ) -> Revocation:
-        """Refuse the tokens of session (or user) ``ident`` from now on; returns the entry."""
+        """Refuse the tokens of session (or user) ``ident`` from now on (only those issued up
+        to ``issued_until`` when it is given); returns the entry."""
         at = self.clock() if now is None else now
         keep = REVOCATION_HORIZON if horizon is None else horizon
-        entry = Revocation(kind, ident, at, at + keep)
+        entry = Revocation(kind, ident, at, at + keep, issued_until)
         self.add(entry)
         return self._table(kind).get(ident, entry)
 
     def add(self, entry: Revocation) -> bool:
         """Merge ``entry`` (from a webhook, another worker or a snapshot); ``True`` when it
-        revoked something new or made a revocation last longer. Expired entries are ignored."""
+        revoked something new or made a revocation last longer or refuse more tokens. Expired
+        entries are ignored."""
         now = self.clock()
         if entry.forget_at <= now:
             return False
         with self._lock:
             table = self._table(entry.kind)
             known = table.get(entry.id)
-            if known is not None and known.forget_at >= entry.forget_at:
-                return False
-            if known is not None:  # keep the earliest revocation time, the latest horizon
-                entry = Revocation(entry.kind, entry.id, known.revoked_at, entry.forget_at)
+            if known is not None:
+                entry = known.merged(entry)
+                if entry == known:
+                    return False
             table[entry.id] = entry
             if now >= self._next_sweep:
                 self._sweep(now)
@@ -162,12 +203,10 @@ class RevocationList:
             entry = self._sessions.get(claims.sid)
         if entry is None and self._users:
             entry = self._users.get(claims.sub)
-        if entry is None:
-            return None
-        if entry.forget_at <= now:
+        if entry is None or entry.forget_at <= now or not entry.refuses(claims):
             return None
         if claims.exp > entry.forget_at:  # a longer-lived token: keep refusing until it expires
-            self.add(Revocation(entry.kind, entry.id, entry.revoked_at, float(claims.exp)))
+            self.add(replace(entry, forget_at=float(claims.exp)))
         return entry
 
     def check(self, claims: ClerkClaims, now: float) -> None:
@@ -182,7 +221,10 @@ class RevocationList:
 def revoked_error(entry: Revocation, now: float) -> ClerkAuthError:
     """The 401 for a token of a revoked session or deleted user."""
     ago = max(0.0, now - entry.revoked_at)
-    what = "the session was ended" if entry.kind == "session" else "the user was deleted"
+    if entry.kind == "session":
+        what = "the session was ended"
+    else:
+        what = "the user was banned" if entry.issued_until is not None else "the user was deleted"
     return ClerkAuthError(
         ErrorReason.SESSION_REVOKED,
         f"{what} {ago:.0f} s ago (Clerk reported it); sign in again to get a new session",

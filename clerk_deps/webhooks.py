@@ -7,8 +7,9 @@ it (any of several ``v1,`` signatures may match, compared in constant time), ref
 timestamps more than five minutes off, and returns a :class:`ClerkWebhookEvent`.
 
 Every verified ``session.revoked`` / ``session.ended`` / ``session.removed`` and
-``user.deleted`` delivery also goes on the revocation list (:mod:`clerk_deps.revocation`),
-so ``CLERK_REVOCATION=webhooks`` needs no code in the handler.
+``user.deleted`` delivery, and every ``user.updated`` of a banned user, also goes on the
+revocation list (:mod:`clerk_deps.revocation`), so ``CLERK_REVOCATION=webhooks`` needs no code
+in the handler.
 """
 
 from __future__ import annotations
@@ -218,20 +219,36 @@ def _verified(
 
 
 def revocation_in(event: ClerkWebhookEvent) -> tuple[Kind, str] | None:
-    """The session or user a verified event revokes, if any."""
+    """The session or user a verified event revokes, if any: a session that ended, a user
+    deleted, or a user banned (``user.updated`` with ``banned`` true)."""
     ident = event.data.get("id")
     if not isinstance(ident, str) or not ident:
         return None
     if event.type in REVOKING_SESSION_EVENTS:
         return "session", ident
-    if event.type == "user.deleted":
+    if event.type == "user.deleted" or _is_ban(event):
         return "user", ident
     return None
 
 
+def _is_ban(event: ClerkWebhookEvent) -> bool:
+    return event.type == "user.updated" and event.data.get("banned") is True
+
+
+def _ban_time(event: ClerkWebhookEvent) -> float:
+    """When Clerk banned the user: the event's time (milliseconds), else the delivery's
+    ``svix-timestamp``. Clerk's clock, like the ``iat`` of the tokens it is compared with."""
+    return event.timestamp / 1000 if event.timestamp is not None else float(event.signed_at)
+
+
 def _revoke_locally(event: ClerkWebhookEvent) -> Revocation | None:
     found = revocation_in(event)
-    return None if found is None else revocation_list().revoke(*found)
+    if found is None:
+        return None
+    # Banning ends the user's sessions and forbids new ones until an unban: only the tokens
+    # issued up to the ban are refused, so sessions started after an unban are not.
+    until = _ban_time(event) if _is_ban(event) else None
+    return revocation_list().revoke(*found, issued_until=until)
 
 
 def verify_webhook(

@@ -7,12 +7,24 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
-from clerk_deps import ClerkAuthError, ClerkClaims, ClerkSettings, verify_token, verify_webhook
+from clerk_deps import (
+    ClerkAuthError,
+    ClerkClaims,
+    ClerkSettings,
+    ClerkWebhookDep,
+    CurrentUserDep,
+    get_settings,
+    verify_token,
+    verify_webhook,
+)
 from clerk_deps.revocation import (
     REVOCATION_HORIZON,
     Revocation,
@@ -21,6 +33,7 @@ from clerk_deps.revocation import (
 )
 from clerk_deps.testing import TestIssuer
 from clerk_deps.testing.fakeclerk import FakeClerk
+from clerk_deps.testing.server import serve_app
 from clerk_deps.webhooks import sign_webhook
 
 SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
@@ -30,10 +43,13 @@ ISSUER = TestIssuer()
 pytestmark = pytest.mark.usefixtures("fresh_revocation_state")
 
 
-def deliver(event_type: str, data: dict[str, Any], msg_id: str = "msg_1") -> None:
-    body = json.dumps({"object": "event", "type": event_type, "data": data}).encode()
-    import time
-
+def deliver(
+    event_type: str, data: dict[str, Any], msg_id: str = "msg_1", timestamp: int | None = None
+) -> None:
+    event = {"object": "event", "type": event_type, "data": data}
+    if timestamp is not None:
+        event["timestamp"] = timestamp
+    body = json.dumps(event).encode()
     now = int(time.time())
     headers = {
         "svix-id": msg_id,
@@ -87,6 +103,23 @@ async def test_user_deleted_revokes_every_session_of_the_user() -> None:
     assert await reason_of(ISSUER.token("user_kept"), settings) is None
 
 
+async def test_a_ban_refuses_the_tokens_issued_until_then_and_an_unban_lets_new_ones_in() -> None:
+    settings = ISSUER.settings(revocation="webhooks")
+    now = int(time.time())
+    before = ISSUER.token("user_ban", sid="sess_1", now=now - 10)
+    assert await reason_of(before, settings) is None  # verified and now cached
+    deliver("user.updated", {"id": "user_ban", "banned": True}, timestamp=(now - 5) * 1000)
+    assert await reason_of(before, settings) == "session-revoked"
+    at_the_ban = ISSUER.token("user_ban", sid="sess_2", now=now - 5)
+    assert await reason_of(at_the_ban, settings) == "session-revoked"
+    with pytest.raises(ClerkAuthError, match="the user was banned"):
+        await verify_token(before, settings)
+    deliver("user.updated", {"id": "user_ban", "banned": False}, "msg_2", timestamp=now * 1000)
+    assert await reason_of(before, settings) == "session-revoked"  # the ban ended that session
+    after = ISSUER.token("user_ban", sid="sess_3", now=now)
+    assert await reason_of(after, settings) is None  # a session started after the unban
+
+
 async def test_with_revocation_off_nothing_is_checked() -> None:
     settings = ISSUER.settings()
     assert settings.revocation == "off"
@@ -135,10 +168,31 @@ def test_merging_keeps_the_earliest_revocation_and_the_latest_horizon() -> None:
     assert "users=1" in repr(revocations)
 
 
+def test_merging_a_ban_keeps_the_widest_cut() -> None:
+    revocations = RevocationList(clock=lambda: 100.0)
+    assert revocations.add(Revocation("user", "u", 50.0, 500.0, issued_until=40.0))
+    assert not revocations.add(Revocation("user", "u", 60.0, 500.0, issued_until=30.0))
+    assert revocations.add(Revocation("user", "u", 60.0, 500.0, issued_until=60.0))  # banned again
+    assert revocations.snapshot() == [Revocation("user", "u", 50.0, 500.0, 60.0)]
+    assert revocations.add(Revocation("user", "u", 70.0, 400.0))  # deleted: every token
+    assert revocations.snapshot() == [Revocation("user", "u", 50.0, 500.0, None)]
+    assert not revocations.add(Revocation("user", "u", 80.0, 500.0, issued_until=80.0))
+
+
+def test_a_cut_refuses_tokens_issued_at_or_before_it_only() -> None:
+    revocations = RevocationList(clock=lambda: 1_000_000.0)
+    revocations.revoke("user", "user_1", issued_until=999_990.0)
+    for iat, refused in [(999_989, True), (999_990, True), (999_991, False)]:
+        token = ClerkClaims(sub="user_1", sid="s", iat=iat, exp=iat + 60)
+        assert (revocations.find(token, 1_000_000.0) is not None) is refused
+
+
 @pytest.mark.parametrize(
     "text",
     [
         '{"k": "session", "i": "s", "r": 1, "f": 2}',
+        '{"k": "session", "i": "s", "r": 1, "f": 2, "u": 1.5}',
+        '{"k":"user","i":"s","r":1,"f":2,"u":"soon"}',
         "{}",
         "[]",
         "nope",
@@ -263,3 +317,51 @@ def test_the_revocation_setting_is_validated() -> None:
     with pytest.raises(ValidationError, match="CLERK_REVOCATION"):
         ClerkSettings(revocation="sometimes")
     assert revocation_list() is revocation_list()
+
+
+# -- banning a user at Clerk, end to end: FakeClerk sends the signed user.updated ----------------
+
+
+def guarded_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/me")
+    async def me(user: CurrentUserDep) -> dict[str, str]:
+        return {"sub": user.sub}
+
+    @app.post("/webhooks/clerk")
+    async def clerk_events(event: ClerkWebhookDep) -> dict[str, str]:
+        return {"type": event.type}
+
+    return app
+
+
+def test_a_user_banned_at_clerk_is_refused_and_comes_back_after_an_unban(fake: FakeClerk) -> None:
+    app = guarded_app()
+    with serve_app(app) as url, httpx.Client(base_url=url) as client:
+        endpoint = fake.add_webhook_endpoint(f"{url}/webhooks/clerk")
+        settings = fake.settings(revocation="webhooks", webhook_signing_secret=endpoint.secret)
+        app.dependency_overrides[get_settings] = lambda: settings
+        user = fake.create_user(email_address="banned@example.com")
+        session = fake.create_session(user["id"])
+        token = {"Authorization": f"Bearer {fake.session_token(session['id'])}"}
+        assert client.get("/me", headers=token).json() == {"sub": user["id"]}
+
+        secret = {"Authorization": f"Bearer {fake.secret_key}"}
+        banned = httpx.post(f"{fake.base_url}/v1/users/{user['id']}/ban", headers=secret)
+        assert banned.json()["banned"] is True
+        assert [(d.type, d.status_code) for d in fake.webhook_deliveries] == [("user.updated", 200)]
+        refused = client.get("/me", headers=token)  # the token is cached and not expired
+        assert refused.status_code == 401
+        assert refused.json()["detail"]["reason"] == "session-revoked"
+        assert "banned" in refused.json()["detail"]["message"]
+        assert fake.get_session(session["id"])["status"] == "revoked"
+
+        assert fake.unban_user(user["id"])["banned"] is False
+        assert client.get("/me", headers=token).status_code == 401  # its session stays ended
+        again = fake.create_session(user["id"])
+        # A sign-in after the unban; iat counts whole seconds, so mint it a second later.
+        fresh = fake.session_token(again["id"], now=time.time() + 1)
+        answer = client.get("/me", headers={"Authorization": f"Bearer {fresh}"})
+        assert answer.json() == {"sub": user["id"]}
+        assert [d.status_code for d in fake.webhook_deliveries] == [200, 200]

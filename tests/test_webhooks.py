@@ -317,12 +317,27 @@ def test_user_deleted_revokes_the_user_and_other_events_revoke_nothing() -> None
     for event_type, data in [
         ("session.created", {"id": "sess_2"}),
         ("user.updated", {"id": "user_2"}),
+        ("user.updated", {"id": "user_4", "banned": False}),  # an unban revokes nothing
+        ("user.updated", {"id": "user_5", "banned": "true"}),  # not Clerk's boolean
         ("session.revoked", {"id": 5}),
         ("user.deleted", {"id": "user_3", "deleted": True}),
     ]:
         body = json.dumps({"type": event_type, "data": data}).encode()
         verify(body, headers_for(body, msg_id=f"msg_{event_type}"))
     assert [(e.kind, e.id) for e in revocation_list().snapshot()] == [("user", "user_3")]
+
+
+def test_a_banned_user_is_revoked_for_the_tokens_issued_until_the_ban() -> None:
+    """Clerk's event time (ms) marks the ban; without it, the delivery's svix-timestamp."""
+    body = envelope("user.updated", banned=True)
+    verify(body, headers_for(body))
+    bare = json.dumps({"type": "user.updated", "data": {"id": "user_2", "banned": True}}).encode()
+    verify(bare, headers_for(bare, msg_id="msg_2", timestamp=NOW - 30))
+    entries = sorted(revocation_list().snapshot(), key=lambda e: e.id)
+    assert [(e.kind, e.id, e.issued_until) for e in entries] == [
+        ("user", "user_1", float(NOW)),
+        ("user", "user_2", float(NOW - 30)),
+    ]
 
 
 # -- the FastAPI dependency ---------------------------------------------------------------------
