@@ -624,17 +624,25 @@ async def test_a_gzip_key_set_is_read(key_server: KeyServer) -> None:
 async def test_the_whole_fetch_is_bounded_by_http_timeout(
     key_server: KeyServer, caplog: pytest.LogCaptureFixture, behaviour: str
 ) -> None:
-    # "drip" answers a byte every 50 ms: each read is quick, so only a deadline on the whole
-    # fetch ends it. Without one, the single flight and every waiter would hang forever.
-    settings = jwks_settings(key_server, http_timeout=0.3)
+    # "hold" never answers; "drip" answers a byte every 50 ms, so each read is quick and only
+    # a deadline on the whole fetch ends it. Without one, the single flight and every waiter
+    # would hang forever. The timeout leaves a loaded machine ample time to get the request
+    # to the server (a held request is counted on arrival); the fetch must end at the
+    # timeout, not before it (another failure) and not long after it (no deadline).
+    timeout = 1.0
+    settings = jwks_settings(key_server, http_timeout=timeout)
     key_server.mode = behaviour
     caplog.set_level(logging.WARNING, logger="clerk_deps")
-    with anyio.fail_after(5):
+    started = time.monotonic()
+    with anyio.fail_after(timeout * 10):
         with pytest.raises(ClerkAuthError) as caught:
             await verify_token(ISSUER.token(), settings)
+    elapsed = time.monotonic() - started
     assert caught.value.reason is ErrorReason.JWK_FAILED_TO_LOAD
+    assert elapsed >= timeout * 0.99, f"ended after {elapsed:.2f} s, before the timeout"
     assert key_server.count == 1
-    assert "within 0.3 s" in caplog.records[-1].getMessage()
+    logged = [r.getMessage() for r in caplog.records if r.name == "clerk_deps"]
+    assert any(f"within {timeout:g} s" in message for message in logged), logged
 
 
 # -- the event loop stays free ---------------------------------------------------------------
