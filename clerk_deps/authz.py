@@ -23,18 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from .auth import ClerkAuth, default_auth
-from .claims import (
-    ClerkClaims,
-    Reverification,
+from .claims import ClerkClaims
+from .errors import ClerkAuthError, ErrorReason
+from .organization import (
     ScopedName,
     has_scoped_name,
-    is_reverified,
     normalize_org_permission,
     normalize_org_role,
     parse_requested_name,
-    reverification_requirement,
 )
-from .errors import ClerkAuthError, ErrorReason
+from .reverification import Reverification, is_reverified, reverification_requirement
 from .websocket import refusal_for
 
 __all__ = [

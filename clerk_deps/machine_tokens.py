@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .claims import read_only
 from .errors import ClerkAuthError, ErrorReason
+from .readonly import read_only
 
 __all__ = [
     "M2M_CATEGORY",
