@@ -19,6 +19,8 @@ from .tokens import verify_signed_jwt
 __all__ = ["verify_machine_jwt"]
 
 _M2M_REGISTERED = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "scopes"})
+_NAMES = {TokenType.M2M_TOKEN: "M2M", TokenType.OAUTH_TOKEN: "OAuth"}
+_ID_PREFIXES = {TokenType.M2M_TOKEN: "mt_", TokenType.OAUTH_TOKEN: "oat_"}
 
 
 async def verify_machine_jwt(
@@ -32,12 +34,13 @@ async def verify_machine_jwt(
     return _oauth_from_jwt(payload)
 
 
-def _bad_claim(kind: str, rule: str) -> ClerkAuthError:
-    return ClerkAuthError(ErrorReason.TOKEN_INVALID, f"not a valid {kind} JWT: {rule}")
+def _bad_claim(kind: TokenType, rule: str) -> ClerkAuthError:
+    return ClerkAuthError(ErrorReason.TOKEN_INVALID, f"not a valid {_NAMES[kind]} JWT: {rule}")
 
 
-def _token_id(payload: dict[str, Any], kind: str, prefix: str) -> str:
+def _token_id(payload: dict[str, Any], kind: TokenType) -> str:
     jti = payload.get("jti")
+    prefix = _ID_PREFIXES[kind]
     if not isinstance(jti, str) or not jti.startswith(prefix):
         raise _bad_claim(kind, f"claim 'jti' (the token id) must start with '{prefix}'")
     return jti
@@ -51,39 +54,46 @@ def _space_separated(value: Any) -> list[str] | None:
     return None
 
 
-def _m2m_from_jwt(header: dict[str, Any], payload: dict[str, Any]) -> MachineAuth:
-    if header.get("cat", M2M_CATEGORY) != M2M_CATEGORY:
-        raise _bad_claim("M2M", f"header cat must be {M2M_CATEGORY} or absent")
-    jti = _token_id(payload, "M2M", "mt_")
-    scopes = _space_separated(payload["scopes"] if "scopes" in payload else payload.get("aud", []))
-    if scopes is None:
-        raise _bad_claim("M2M", "'scopes' must be a space-separated string or 'aud' a list")
-    claims = {name: value for name, value in payload.items() if name not in _M2M_REGISTERED}
+def _machine_auth(
+    kind: TokenType,
+    payload: dict[str, Any],
+    jti: str,
+    scopes: Any,
+    scopes_rule: str,
+    **fields: Any,
+) -> MachineAuth:
+    """The :class:`MachineAuth` of a verified JWT of ``kind`` (``jti`` already checked), once
+    its raw ``scopes`` read as a list (else ``token-invalid`` saying ``scopes_rule``)."""
+    parsed = _space_separated(scopes)
+    if parsed is None:
+        raise _bad_claim(kind, scopes_rule)
     return MachineAuth(
-        token_type=TokenType.M2M_TOKEN,
+        token_type=kind,
         id=jti,
         subject=payload["sub"],
-        scopes=scopes,
-        claims=claims,
+        scopes=parsed,
         expires_at=payload["exp"],
+        **fields,
     )
+
+
+def _m2m_from_jwt(header: dict[str, Any], payload: dict[str, Any]) -> MachineAuth:
+    if header.get("cat", M2M_CATEGORY) != M2M_CATEGORY:
+        raise _bad_claim(TokenType.M2M_TOKEN, f"header cat must be {M2M_CATEGORY} or absent")
+    jti = _token_id(payload, TokenType.M2M_TOKEN)
+    scopes = payload["scopes"] if "scopes" in payload else payload.get("aud", [])
+    claims = {name: value for name, value in payload.items() if name not in _M2M_REGISTERED}
+    rule = "'scopes' must be a space-separated string or 'aud' a list"
+    return _machine_auth(TokenType.M2M_TOKEN, payload, jti, scopes, rule, claims=claims)
 
 
 def _oauth_from_jwt(payload: dict[str, Any]) -> MachineAuth:
     if not payload["sub"].startswith("user_"):
-        raise _bad_claim("OAuth", "claim 'sub' must be a user id (user_...)")
-    jti = _token_id(payload, "OAuth", "oat_")
+        raise _bad_claim(TokenType.OAUTH_TOKEN, "claim 'sub' must be a user id (user_...)")
+    jti = _token_id(payload, TokenType.OAUTH_TOKEN)
     client_id = payload.get("client_id")
     if not isinstance(client_id, str) or not client_id:
-        raise _bad_claim("OAuth", "claim 'client_id' must be a non-empty string")
-    scopes = _space_separated(payload["scp"] if "scp" in payload else payload.get("scope", ""))
-    if scopes is None:
-        raise _bad_claim("OAuth", "'scp' must be a list of strings or 'scope' a string")
-    return MachineAuth(
-        token_type=TokenType.OAUTH_TOKEN,
-        id=jti,
-        subject=payload["sub"],
-        scopes=scopes,
-        client_id=client_id,
-        expires_at=payload["exp"],
-    )
+        raise _bad_claim(TokenType.OAUTH_TOKEN, "claim 'client_id' must be a non-empty string")
+    scopes = payload["scp"] if "scp" in payload else payload.get("scope", "")
+    rule = "'scp' must be a list of strings or 'scope' a string"
+    return _machine_auth(TokenType.OAUTH_TOKEN, payload, jti, scopes, rule, client_id=client_id)
