@@ -1,4 +1,5 @@
-"""What every subcommand shares: settings, token input, safe printing, HTTP helpers."""
+"""What every subcommand shares: registration, settings, token input, safe printing, HTTP
+helpers (the key set included)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ import base64
 import json
 import unicodedata
 from collections.abc import Callable, Coroutine
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 import httpx
+from jose.backends.base import Key
 from pydantic import ValidationError
 
 from ..backend_api import ClerkAPIError, ClerkBackendAPI
+from ..key_set import parse_key_set
 from ..setting_values import describe_validation_error
 from ..settings import ClerkSettings
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``register(commands)`` receives: the ``clerk-deps`` parser's subcommands."""
 
 # What each group of commands reads, for --help (the same wording everywhere).
 VERIFY_VARIABLES = (
@@ -36,6 +41,19 @@ _MAX_SHOWN = 200  # characters of one unverified value shown before it is cut
 
 class CommandError(Exception):
     """A failure reported as one line on stderr with exit status 1."""
+
+
+def add_command(
+    commands: Commands, name: str, handler: Handler, *, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name``, run by ``handler``; returns its parser, for its arguments.
+
+    Every subcommand has a one-line ``help``, a ``description`` and, as ``epilog``, what it
+    reads from the environment.
+    """
+    parser = commands.add_parser(name, help=help, description=description, epilog=epilog)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def async_handler(
@@ -125,6 +143,11 @@ async def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
         return response.json()
     except ValueError:
         raise CommandError(f"{url} did not answer JSON") from None
+
+
+async def fetch_key_set(url: str, headers: dict[str, str], timeout: float) -> dict[str, Key]:
+    """The RS256 signing keys of the key set at ``url``, by ``kid``."""
+    return parse_key_set(await fetch_json(url, headers, timeout))
 
 
 def key_set_location(settings: ClerkSettings) -> tuple[str, dict[str, str]]:

@@ -10,15 +10,16 @@ from typing import TextIO
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ClerkAuthError, ErrorReason
-from ..key_set import parse_key_set
 from ..setting_values import issuer_from_publishable_key
 from ..settings import ClerkSettings
 from ..tokens import verify_token
 from ._common import (
     VERIFY_VARIABLES,
     CommandError,
+    Commands,
+    add_command,
     async_handler,
-    fetch_json,
+    fetch_key_set,
     key_set_location,
     load_settings,
     shown,
@@ -31,9 +32,11 @@ __all__ = ["cmd_doctor", "register"]
 _LOCAL = ("localhost", "127.0.0.1", "::1")
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    doctor = commands.add_parser(
+def register(commands: Commands) -> None:
+    doctor = add_command(
+        commands,
         "doctor",
+        async_handler(cmd_doctor),
         help="check the configuration as the app loads it",
         description="Check the Clerk configuration exactly as the app loads it: which dotenv "
         "files are read, the issuer, the key source; fetch the key set and list its keys. "
@@ -43,7 +46,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         epilog=VERIFY_VARIABLES,
     )
     doctor.add_argument("--token", help="also diagnose this token (its values are untrusted)")
-    doctor.set_defaults(handler=async_handler(cmd_doctor))
 
 
 async def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
@@ -122,7 +124,7 @@ async def _key_checks(settings: ClerkSettings, out: TextIO) -> list[str]:
         return []
     url, headers = key_set_location(settings)
     try:
-        keys = parse_key_set(await fetch_json(url, headers, settings.http_timeout))
+        keys = await fetch_key_set(url, headers, settings.http_timeout)
     except CommandError as error:
         return [f"key set at {url} is not reachable: {error}"]
     if not keys:

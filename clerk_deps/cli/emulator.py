@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from typing import TextIO
 
 from ..testing.server import TestingExtraMissing, require_testing_extra
-from ._common import CommandError
+from ._common import CommandError, Commands, add_command
 
 __all__ = ["TEST_USER_EMAIL", "register", "run_emulator"]
 
 TEST_USER_EMAIL = "you@example.com"
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    emulator = commands.add_parser(
+def register(commands: Commands) -> None:
+    emulator = add_command(
+        commands,
         "emulator",
+        lambda args, out: run_emulator(args.port, out, _wait_forever),
         help="run FakeClerk on 127.0.0.1, with a test user",
         description="Run FakeClerk, the local Clerk emulator, on 127.0.0.1 until interrupted "
         "(Ctrl-C). It prints the CLERK_* variables an app (and the other subcommands) needs to "
@@ -27,7 +28,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "testing extra: pip install 'clerk-deps[testing]'.",
     )
     emulator.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    emulator.set_defaults(handler=lambda args, out: run_emulator(args.port, out, _wait_forever))
 
 
 def run_emulator(port: int, out: TextIO, wait: Callable[[], None]) -> int:

@@ -13,6 +13,8 @@ from ..settings import ClerkSettings
 from ._common import (
     BACKEND_VARIABLES,
     CommandError,
+    Commands,
+    add_command,
     async_handler,
     backend_api,
     load_settings,
@@ -22,9 +24,11 @@ from ._common import (
 __all__ = ["cmd_call", "cmd_token", "mint_token", "register"]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    token = commands.add_parser(
+def register(commands: Commands) -> None:
+    token = add_command(
+        commands,
         "token",
+        async_handler(cmd_token),
         help="mint a session token (or create an API key or M2M token)",
         description="Create a session for USER_ID and mint a session token through the "
         "Backend API (Clerk allows this on development instances); print only the token, so "
@@ -52,10 +56,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--scope", action="append", default=[], help="a scope of the API key or M2M token"
     )
     token.add_argument("--name", default="clerk-deps", help="the API key's name")
-    token.set_defaults(handler=async_handler(cmd_token))
 
-    call = commands.add_parser(
+    call = add_command(
+        commands,
         "call",
+        async_handler(cmd_call),
         help="mint a token and call URL with it at once",
         description="Mint a session token for --user and call URL with it at once, so it "
         "cannot expire in between; print the status and the body. Exits 1 on a 4xx or 5xx.",
@@ -66,7 +71,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     call.add_argument("--method", default="GET")
     call.add_argument("--data", help="JSON request body")
     call.add_argument("--template", help="use a JWT-template token")
-    call.set_defaults(handler=async_handler(cmd_call))
 
 
 async def mint_token(

@@ -8,14 +8,15 @@ import time
 from typing import TextIO
 
 from ..errors import ClerkAuthError
-from ..key_set import parse_key_set
 from ..machine_auth import authenticate
 from ..machine_tokens import MachineAuth
 from ._common import (
     VERIFY_VARIABLES,
     CommandError,
+    Commands,
+    add_command,
     async_handler,
-    fetch_json,
+    fetch_key_set,
     key_set_location,
     load_settings,
     print_json,
@@ -27,9 +28,11 @@ from .advice import ADVICE
 __all__ = ["cmd_jwks_to_pem", "cmd_verify", "register"]
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = commands.add_parser(
+def register(commands: Commands) -> None:
+    verify = add_command(
+        commands,
         "verify",
+        async_handler(cmd_verify),
         help="verify a token like the app does",
         description="Verify a token exactly as the app does and print its claims: a session "
         "token, or a machine token (API key, M2M or OAuth token, whose type is printed "
@@ -39,10 +42,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         epilog=VERIFY_VARIABLES,
     )
     verify.add_argument("token", nargs="?", help="the token, or - (default) to read stdin")
-    verify.set_defaults(handler=async_handler(cmd_verify))
 
-    pem = commands.add_parser(
+    pem = add_command(
+        commands,
         "jwks-to-pem",
+        async_handler(cmd_jwks_to_pem),
         help="print PEM public keys from a key set",
         description="Fetch a key set and print each RS256 key as PEM, after a '# kid: ...' "
         "line, ready for CLERK_JWT_KEY (networkless verification).",
@@ -53,7 +57,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     pem.add_argument("--url", help="key set URL (default: from the settings)")
     pem.add_argument("--kid", help="only the key with this kid")
-    pem.set_defaults(handler=async_handler(cmd_jwks_to_pem))
 
 
 async def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
@@ -85,7 +88,7 @@ async def cmd_jwks_to_pem(args: argparse.Namespace, out: TextIO) -> int:
         settings = load_settings()
         url, headers = key_set_location(settings)
         timeout = settings.http_timeout
-    keys = parse_key_set(await fetch_json(url, headers, timeout))
+    keys = await fetch_key_set(url, headers, timeout)
     if args.kid:
         keys = {kid: key for kid, key in keys.items() if kid == args.kid}
     if not keys:
