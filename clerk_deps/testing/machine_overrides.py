@@ -18,13 +18,13 @@ from starlette.requests import HTTPConnection
 from ..errors import ClerkAuthError
 from ..machine_auth import ClerkAuthDependency, check_accepted, machine_dependencies
 from ..machine_tokens import MachineAuth, TokenType, require_scopes
+from .overrides import overridden
 
 if TYPE_CHECKING:
     from ..auth import ClerkAuth
 
 __all__ = ["build_machine", "override_machine"]
 
-_MISSING = object()
 _DEFAULT_IDS = {
     TokenType.M2M_TOKEN: ("mt_test", "mch_test"),
     TokenType.OAUTH_TOKEN: ("oat_test", "user_test"),
@@ -96,19 +96,10 @@ def override_machine(
     overrides that were there before are put back on exit.
     """
     built = build_machine(machine, **fields)
-    overrides = app.dependency_overrides
     replacements: dict[Callable[..., Any], Callable[..., Any]] = {
         dep: _replacement(dep, built)
         for dep in machine_dependencies()
         if auth is None or dep.auth is auth
     }
-    saved = {dep: overrides.get(dep, _MISSING) for dep in replacements}
-    overrides.update(replacements)
-    try:
+    with overridden(app, replacements):
         yield built
-    finally:
-        for dependency, previous in saved.items():
-            if previous is _MISSING:
-                overrides.pop(dependency, None)
-            else:
-                overrides[dependency] = previous  # type: ignore[assignment]

@@ -63,9 +63,12 @@ def build_claims(
 
 
 @contextmanager
-def _overridden(
+def overridden(
     app: FastAPI, replacements: Mapping[Callable[..., Any], Callable[..., Any]]
 ) -> Iterator[None]:
+    """``app.dependency_overrides`` updated with ``replacements`` for the ``with`` block; on
+    exit each dependency gets back its earlier override, or none (every override of this
+    testing kit is made with it)."""
     overrides = app.dependency_overrides
     saved = {dependency: overrides.get(dependency, _MISSING) for dependency in replacements}
     overrides.update(replacements)
@@ -112,7 +115,7 @@ def override_clerk_user(
         return user
 
     dependencies = (default_auth if auth is None else auth).user_dependencies()
-    with _overridden(app, dict.fromkeys(dependencies, signed_in_user)):
+    with overridden(app, dict.fromkeys(dependencies, signed_in_user)):
         yield user
 
 
@@ -141,11 +144,11 @@ def override_clerk_settings(
         def configured() -> ClerkSettings:
             return single
 
-        with _overridden(app, {get_settings: configured}):
+        with overridden(app, {get_settings: configured}):
             yield settings
         return
     replacement = ClerkAuth(settings)
-    with _overridden(
+    with overridden(
         app, dict(zip(auth.user_dependencies(), replacement.user_dependencies(), strict=True))
     ):
         yield settings
