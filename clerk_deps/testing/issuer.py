@@ -282,19 +282,14 @@ class TestIssuer:
         the machine, ``jti`` ``mt_...``, ``scopes`` space-separated; other keywords are custom
         claims (``None`` removes one; ``scopes=None`` leaves the scopes to ``aud=[...]``).
         Verified by ``require_machine`` with no network call."""
-        issued_at = int(time.time() if now is None else now)
-        payload: dict[str, Any] = {
-            "iss": self.issuer,
-            "sub": machine_id,
-            "jti": f"mt_{uuid.uuid4().hex}",
-            "iat": issued_at,
-            "nbf": issued_at - CLOCK_SKEW,
-            "exp": issued_at + lifetime,
-            "scopes": None if scopes is None else " ".join(scopes),
-            **claims,
-        }
-        header = self.header(**{"cat": M2M_CATEGORY, **(headers or {})})
-        return sign_jwt(header, _without_none(payload), self.private_key)
+        return self._machine_token(
+            {"cat": M2M_CATEGORY, **(headers or {})},
+            machine_id,
+            "mt_",
+            now,
+            lifetime,
+            {"scopes": None if scopes is None else " ".join(scopes), **claims},
+        )
 
     def oauth_token(
         self,
@@ -310,20 +305,38 @@ class TestIssuer:
         """A JWT OAuth access token: header ``typ`` ``at+jwt`` (no ``cat``), ``sub`` the user,
         ``jti`` ``oat_...``, ``client_id``, ``scp`` the list of scopes; other keywords are
         claims (``None`` removes one)."""
+        return self._machine_token(
+            {"cat": None, "typ": "at+jwt", **(headers or {})},
+            sub,
+            "oat_",
+            now,
+            lifetime,
+            {"client_id": client_id, "scp": list(scopes), **claims},
+        )
+
+    def _machine_token(
+        self,
+        header: dict[str, Any],
+        sub: str,
+        id_prefix: str,
+        now: float | None,
+        lifetime: int,
+        claims: dict[str, Any],
+    ) -> str:
+        """A signed machine JWT: ``header`` fields, then the claims every machine token has
+        (``iss``, ``sub``, ``jti`` with ``id_prefix``, times), then ``claims`` (``None``
+        removes one)."""
         issued_at = int(time.time() if now is None else now)
         payload: dict[str, Any] = {
             "iss": self.issuer,
             "sub": sub,
-            "jti": f"oat_{uuid.uuid4().hex}",
-            "client_id": client_id,
+            "jti": f"{id_prefix}{uuid.uuid4().hex}",
             "iat": issued_at,
             "nbf": issued_at - CLOCK_SKEW,
             "exp": issued_at + lifetime,
-            "scp": list(scopes),
             **claims,
         }
-        header = self.header(**{"cat": None, "typ": "at+jwt", **(headers or {})})
-        return sign_jwt(header, _without_none(payload), self.private_key)
+        return sign_jwt(self.header(**header), _without_none(payload), self.private_key)
 
     def expired_token(
         self, sub: str = "user_test", *, seconds_ago: int = 120, **claims: Any
