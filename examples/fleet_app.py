@@ -24,6 +24,7 @@ async def machine(caller: MachineAuthDep) -> dict[str, str]:
 
 @app.post("/webhooks/clerk")
 async def clerk_webhook(event: ClerkWebhookDep) -> dict[str, str]:
-    # Ending events (session.revoked, session.ended, session.removed, user.deleted) are on
-    # every worker's revocation list by now: nothing to do here for them.
+    # Ending events (session.revoked, session.ended, session.removed, user.deleted, and the
+    # user.updated of a banned user) are on every worker's revocation list by now: nothing
+    # to do here for them.
     return {"received": event.type}

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import runpy
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +21,6 @@ from clerk_deps import (
     ClerkAuthError,
     ClerkClaims,
     ClerkSettings,
-    ClerkWebhookDep,
-    CurrentUserDep,
     get_settings,
     verify_token,
     verify_webhook,
@@ -36,6 +36,7 @@ from clerk_deps.testing.fakeclerk import FakeClerk
 from clerk_deps.testing.server import serve_app
 from clerk_deps.webhooks import sign_webhook
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
 ISSUER = TestIssuer()
 
@@ -322,35 +323,28 @@ def test_the_revocation_setting_is_validated() -> None:
 # -- banning a user at Clerk, end to end: FakeClerk sends the signed user.updated ----------------
 
 
-def guarded_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/me")
-    async def me(user: CurrentUserDep) -> dict[str, str]:
-        return {"sub": user.sub}
-
-    @app.post("/webhooks/clerk")
-    async def clerk_events(event: ClerkWebhookDep) -> dict[str, str]:
-        return {"type": event.type}
-
+def fleet_app() -> FastAPI:
+    """The documented fleet worker (examples/fleet_app.py), loaded afresh."""
+    app: FastAPI = runpy.run_path(str(EXAMPLES / "fleet_app.py"))["app"]
     return app
 
 
 def test_a_user_banned_at_clerk_is_refused_and_comes_back_after_an_unban(fake: FakeClerk) -> None:
-    app = guarded_app()
+    app = fleet_app()
+    settings = fake.settings(revocation="webhooks", webhook_signing_secret=SECRET)
+    app.dependency_overrides[get_settings] = lambda: settings
     with serve_app(app) as url, httpx.Client(base_url=url) as client:
-        endpoint = fake.add_webhook_endpoint(f"{url}/webhooks/clerk")
-        settings = fake.settings(revocation="webhooks", webhook_signing_secret=endpoint.secret)
-        app.dependency_overrides[get_settings] = lambda: settings
+        fake.add_webhook_endpoint(f"{url}/webhooks/clerk", secret=SECRET)
         user = fake.create_user(email_address="banned@example.com")
         session = fake.create_session(user["id"])
         token = {"Authorization": f"Bearer {fake.session_token(session['id'])}"}
-        assert client.get("/me", headers=token).json() == {"sub": user["id"]}
+        assert client.get("/me", headers=token).json()["user_id"] == user["id"]
 
         secret = {"Authorization": f"Bearer {fake.secret_key}"}
         banned = httpx.post(f"{fake.base_url}/v1/users/{user['id']}/ban", headers=secret)
         assert banned.json()["banned"] is True
-        assert [(d.type, d.status_code) for d in fake.webhook_deliveries] == [("user.updated", 200)]
+        deliveries = fake.webhook_deliveries
+        assert [(d.type, d.status_code) for d in deliveries] == [("user.updated", 200)]
         refused = client.get("/me", headers=token)  # the token is cached and not expired
         assert refused.status_code == 401
         assert refused.json()["detail"]["reason"] == "session-revoked"
@@ -363,5 +357,5 @@ def test_a_user_banned_at_clerk_is_refused_and_comes_back_after_an_unban(fake: F
         # A sign-in after the unban; iat counts whole seconds, so mint it a second later.
         fresh = fake.session_token(again["id"], now=time.time() + 1)
         answer = client.get("/me", headers={"Authorization": f"Bearer {fresh}"})
-        assert answer.json() == {"sub": user["id"]}
+        assert answer.json() == {"user_id": user["id"], "session_id": again["id"]}
         assert [d.status_code for d in fake.webhook_deliveries] == [200, 200]

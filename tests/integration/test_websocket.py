@@ -41,6 +41,8 @@ from clerk_deps.websocket import accept_websocket, require_origin
 ISSUER = TestIssuer()
 ADMIN = {"org_id": "org_1", "org_role": "admin", "org_permissions": ["org:reports:read"]}
 MEMBER = {"org_id": "org_1", "org_role": "member"}
+MachineWithScope = Annotated[MachineAuth, Depends(require_machine(scopes=["ws:read"]))]
+SessionOrMachine = Annotated[ClerkClaims | MachineAuth, Depends(require_clerk_auth("any"))]
 
 
 def build_app(**settings: Any) -> FastAPI:
@@ -81,6 +83,19 @@ def build_app(**settings: Any) -> FastAPI:
     async def guarded(websocket: WebSocket, user: CurrentUserDep) -> None:
         await accept_websocket(websocket)
         await websocket.send_json({"sub": user.sub})
+        await websocket.close()
+
+    @app.websocket("/ws/machine")
+    async def machine(websocket: WebSocket, auth: MachineWithScope) -> None:
+        await accept_websocket(websocket)
+        await websocket.send_json({"subject": auth.subject})
+        await websocket.close()
+
+    @app.websocket("/ws/any")
+    async def any_token(websocket: WebSocket, auth: SessionOrMachine) -> None:
+        await accept_websocket(websocket)
+        subject = auth.sub if isinstance(auth, ClerkClaims) else auth.subject
+        await websocket.send_json({"subject": subject})
         await websocket.close()
 
     return app
@@ -399,30 +414,6 @@ def test_a_clerk_auth_instance_brings_its_own_websocket_settings() -> None:
 
 # -- machine-token dependencies refuse a WebSocket as the session dependencies do -----------
 
-MachineWithScope = Annotated[MachineAuth, Depends(require_machine(scopes=["ws:read"]))]
-SessionOrMachine = Annotated[ClerkClaims | MachineAuth, Depends(require_clerk_auth("any"))]
-
-
-def build_machine_app(**settings: Any) -> FastAPI:
-    app = FastAPI()
-    app.dependency_overrides[get_settings] = lambda: ISSUER.settings(**settings)
-
-    @app.websocket("/ws/machine")
-    async def machine(websocket: WebSocket, auth: MachineWithScope) -> None:
-        await accept_websocket(websocket)
-        await websocket.send_json({"subject": auth.subject})
-        await websocket.close()
-
-    @app.websocket("/ws/any")
-    async def any_token(websocket: WebSocket, auth: SessionOrMachine) -> None:
-        await accept_websocket(websocket)
-        subject = auth.sub if isinstance(auth, ClerkClaims) else auth.subject
-        await websocket.send_json({"subject": subject})
-        await websocket.close()
-
-    return app
-
-
 MACHINE_REFUSALS = [
     ("/ws/machine", dict, "session-token-missing"),
     ("/ws/machine", bearer, "token-type-mismatch"),
@@ -432,39 +423,32 @@ MACHINE_REFUSALS = [
 ]
 
 
+@pytest.fixture
+def close_url(server_log: pytest.LogCaptureFixture) -> Iterator[str]:
+    with serve_app(build_app(websocket_refusal="close")) as base:
+        yield base.replace("http://", "ws://")
+    assert "Exception in ASGI application" not in server_log.text
+
+
+@pytest.mark.parametrize("server", ["close_url", "plain_url"])
 @pytest.mark.parametrize(("path", "headers", "reason"), MACHINE_REFUSALS)
-def test_machine_refusals_follow_the_close_mode(
-    server_log: pytest.LogCaptureFixture,
+def test_machine_refusals_close_the_socket_with_1008_and_the_reason(
+    request: pytest.FixtureRequest,
+    server: str,
     path: str,
     headers: Callable[[], dict[str, str]],
     reason: str,
 ) -> None:
-    """`CLERK_WEBSOCKET_REFUSAL=close` applies to require_machine and require_clerk_auth too:
-    the socket is accepted and closed with 1008 and the reason, as for require_clerk_user."""
-    with serve_app(build_machine_app(websocket_refusal="close")) as base:
-        url = base.replace("http://", "ws://") + path
-        assert closed_with(url, additional_headers=headers())[:2] == (1008, reason)
-    assert "Exception in ASGI application" not in server_log.text
-
-
-@pytest.mark.parametrize(("path", "headers", "reason"), MACHINE_REFUSALS)
-def test_machine_refusals_without_denial_support_echo_the_subprotocol(
-    server_log: pytest.LogCaptureFixture,
-    path: str,
-    headers: Callable[[], dict[str, str]],
-    reason: str,
-) -> None:
-    """On a server without the denial response, the socket is accepted (echoing `clerk`, so a
-    browser does not drop it) before the 1008 close, instead of a bare 403 handshake."""
-    with serve_app(without_denial_extension(build_machine_app())) as base:
-        url = base.replace("http://", "ws://") + path
-        closed = closed_with(url, additional_headers=headers(), subprotocols=["clerk"])
-        assert closed == (1008, reason, "clerk")
-    assert "Exception in ASGI application" not in server_log.text
+    """With `CLERK_WEBSOCKET_REFUSAL=close`, or on a server without the denial response,
+    require_machine and require_clerk_auth accept the socket (echoing `clerk`, so a browser
+    does not drop it) and close it with 1008 and the reason, as require_clerk_user does."""
+    url = request.getfixturevalue(server) + path
+    closed = closed_with(url, additional_headers=headers(), subprotocols=["clerk"])
+    assert closed == (1008, reason, "clerk")
 
 
 def test_machine_refusals_keep_the_denial_response_by_default() -> None:
-    with serve_app(build_machine_app()) as base:
+    with serve_app(build_app()) as base:
         url = base.replace("http://", "ws://") + "/ws/machine"
         status, body, headers = refused(url, additional_headers=bearer())
         assert (status, body["detail"]["reason"]) == (401, "token-type-mismatch")
@@ -499,7 +483,7 @@ def test_machine_dependencies_of_a_clerk_auth_follow_its_refusal_mode() -> None:
 
 
 def test_override_machine_refuses_a_websocket_as_the_real_dependency_does() -> None:
-    app = build_machine_app(websocket_refusal="close")
+    app = build_app(websocket_refusal="close")
     with serve_app(app) as base, override_machine(app, token_type="m2m_token", scopes=[]):
         url = base.replace("http://", "ws://") + "/ws/machine"
         assert closed_with(url)[:2] == (1008, "scope-required")
