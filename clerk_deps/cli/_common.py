@@ -131,12 +131,20 @@ def backend_api(settings: ClerkSettings) -> ClerkBackendAPI:
         raise CommandError(error.message) from None
 
 
-async def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
+async def http_request(
+    method: str, url: str, *, headers: dict[str, str], timeout: float, body: Any = None
+) -> httpx.Response:
+    """One HTTP call (``body``, when not ``None``, sent as JSON); a transport failure is a
+    :class:`CommandError` naming ``url`` and the type of the failure."""
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(url, headers=headers)
+            return await client.request(method, url, headers=headers, json=body)
     except httpx.HTTPError as error:
         raise CommandError(f"{url}: {type(error).__name__}") from None
+
+
+async def fetch_json(url: str, headers: dict[str, str], timeout: float) -> Any:
+    response = await http_request("GET", url, headers=headers, timeout=timeout)
     if response.status_code != 200:
         raise CommandError(f"{url} answered HTTP {response.status_code}")
     try:

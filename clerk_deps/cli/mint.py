@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any, TextIO
 
-import httpx
-
 from ..backend_api import ClerkAPIError, ClerkBackendAPI
 from ..settings import ClerkSettings
 from ._common import (
@@ -17,6 +15,7 @@ from ._common import (
     add_command,
     async_handler,
     backend_api,
+    http_request,
     load_settings,
     shown,
 )
@@ -141,16 +140,13 @@ async def cmd_call(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError:
         raise CommandError("--data is not valid JSON") from None
     token = await mint_token(settings, args.user, args.template, None)
-    try:
-        async with httpx.AsyncClient(timeout=settings.http_timeout) as client:
-            response = await client.request(
-                args.method.upper(),
-                args.url,
-                json=body,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-    except httpx.HTTPError as error:
-        raise CommandError(f"{args.url}: {type(error).__name__}") from None
+    response = await http_request(
+        args.method.upper(),
+        args.url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=settings.http_timeout,
+        body=body,
+    )
     print(f"HTTP {response.status_code}", file=out)
     print(response.text, file=out)
     if response.is_error:
