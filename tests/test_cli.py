@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import emulator_process
 from fastapi import FastAPI
 
 from clerk_deps import CurrentUserDep, verify_token
@@ -154,30 +154,12 @@ def test_doctor_finds_problems(configured: dict[str, str]) -> None:
 
 
 def test_emulator_serves_and_stops(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("CLERK_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clerk_deps", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stdout is not None
-        variables: dict[str, str] = {}
-        while "CLERK_SECRET_KEY" not in variables:
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else ""
-            if "=" in line:
-                name, _, value = line.strip().partition("=")
-                variables[name] = value
-        keys = httpx.get(variables["CLERK_ISSUER"] + "/.well-known/jwks.json").json()["keys"]
+    with emulator_process(tmp_path, "--port", "0") as emulator:
+        emulator.read_until(lambda line: line.startswith("CLERK_SECRET_KEY="))
+        issuer = emulator.variables["CLERK_ISSUER"]
+        keys = httpx.get(issuer + "/.well-known/jwks.json").json()["keys"]
         assert keys and keys[0]["kty"] == "RSA"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0
+    assert emulator.process.returncode == 0
 
 
 # -- the same commands in process (fast; also measured by coverage) -------------------------

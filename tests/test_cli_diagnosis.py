@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from emulator_process import emulator_process
 
 from clerk_deps.cli import main, run_emulator
 from clerk_deps.testing import TestIssuer
@@ -359,29 +360,12 @@ def test_emulator_prints_a_ready_test_user() -> None:
 
 
 def test_emulator_user_gets_a_token_from_the_token_command(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("CLERK_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clerk_deps", "emulator"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        while not any(line.startswith("  clerk-deps token ") for line in lines):
-            line = process.stdout.readline()
-            assert line, process.stderr.read() if process.stderr else ""
-            lines.append(line)
-        variables = dict(line.strip().split("=", 1) for line in lines if line.startswith("CLERK_"))
+    with emulator_process(tmp_path) as emulator:
+        lines = emulator.read_until(lambda line: line.startswith("  clerk-deps token "))
         user_id = lines[-1].split()[-1]
+        variables = emulator.variables
         minted = run(["token", user_id], variables, tmp_path)
         assert minted.returncode == 0, minted.stderr
         verified = run(["verify", minted.stdout.strip()], variables, tmp_path)
         assert verified.returncode == 0, verified.stderr
         assert json.loads(verified.stdout[: verified.stdout.rindex("}") + 1])["sub"] == user_id
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
