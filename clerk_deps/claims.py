@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
@@ -137,7 +137,7 @@ class ClerkClaims(ReadOnlyModel):
     def from_payload(cls, payload: dict[str, Any]) -> ClerkClaims:
         """Build claims from a verified token payload (Clerk's v1/v2 organization rules)."""
         if cls is ClerkClaims:
-            claims = _construct(_normalized(payload, from_token=True))
+            claims = build_token_claims(payload)
             if claims is not None:
                 return claims
         return cls.model_validate(payload, context=_TOKEN_CONTEXT)
@@ -212,7 +212,7 @@ def _normalized(data: Mapping[str, Any], *, from_token: bool) -> dict[str, Any]:
 
 # The fields that pydantic stores exactly as given when the value has this exact type (or is
 # None: all but sub, iat and exp are optional). ``fva``, ``act`` and ``org_permissions`` are
-# handled by name in _construct; tests keep this table in step with the model.
+# handled by name in build_token_claims; tests keep this table in step with the model.
 _PLAIN_FIELDS: dict[str, type] = (  # never changed
     {
         "sub": str,
@@ -237,68 +237,164 @@ _OTHER_FIELDS = frozenset({"fva", "act", "org_permissions"})
 # The fields in declaration order: the order pydantic keeps them in (repr shows it).
 _FIELD_ORDER = tuple(ClerkClaims.model_fields)
 _FIELD_NAMES = frozenset(_FIELD_ORDER)
-_plain_values = operator.itemgetter(*_PLAIN_FIELDS)
-# Which combinations of the plain fields' types the model stores as given (a token issuer
-# writes a handful: claims present or absent); bounded, as token payloads are chosen by
-# whoever signs them.
-_plain_types_ok: dict[tuple[type, ...], bool] = {}
+_REQUIRED = ("sub", "iat", "exp")
+_DATES = frozenset({"iat", "exp", "nbf"})
+# Fields a token's claim of the same name is stored in as given; the others (organization,
+# fva, pla, fea, act) come from Clerk's rules.
+_AS_GIVEN = {
+    name: kind
+    for name, kind in _PLAIN_FIELDS.items()
+    if name not in ("pla", "fea", "org_id", "org_slug", "org_role")
+}
+# Every field None, in declaration order: the start of each claims object's fields.
+_NO_FIELDS = dict.fromkeys(_FIELD_ORDER)
+# The names the normalisation always sets, whether the token has them or not.
+_ALWAYS_SET = frozenset({"org_id", "org_slug", "org_role", "org_permissions", "fva", "pla", "fea"})
 
 
-def _plain_types_fit(types: tuple[type, ...]) -> bool:
-    fits = _plain_types_ok.get(types)
-    if fits is None:
-        fits = all(
-            found is kind or (found is type(None) and name not in ("sub", "iat", "exp"))
-            for found, (name, kind) in zip(types, _PLAIN_FIELDS.items(), strict=True)
-        )
-        if len(_plain_types_ok) < 256:
-            _plain_types_ok[types] = fits
-    return fits
-
-
-def _construct(values: dict[str, Any]) -> ClerkClaims | None:
-    """``ClerkClaims`` built from normalized ``values`` without pydantic's validation, when every
+def build_token_claims(payload: Mapping[str, Any]) -> ClerkClaims | None:
+    """``ClerkClaims`` built from a token payload without pydantic's validation, when every
     field already has the exact type validation would give it (the case of every well-formed
     Clerk token); ``None`` otherwise, and the caller validates. The result equals what
-    validation builds: the same fields, the same read-only extras, the same fields set."""
-    # a dict of exactly the fields (a verified token's claims stay cached: no spare room)
-    fields = dict(zip(_FIELD_ORDER, map(values.get, _FIELD_ORDER), strict=True))
-    extra = {
-        name: read_only(value) if isinstance(value, (list, dict)) else value
-        for name, value in values.items()
-        if name not in _FIELD_NAMES
-    }
-    if not _plain_types_fit(tuple(map(type, _plain_values(fields)))):
+    validation builds: the same fields, the same read-only extras, the same fields set.
+
+    The names and types of a payload's claims make its shape; an instance issues a handful of
+    shapes, so what each claim becomes is worked out once per shape (:class:`_Shape`)."""
+    values = tuple(payload.values())
+    key = (tuple(payload), tuple(map(type, values)))
+    shape = _shapes.get(key)
+    if shape is None:
+        shape = _Shape.of(*key)
+        if len(_shapes) >= _SHAPES_MAX:
+            _shapes.clear()
+        _shapes[key] = shape
+    if not shape.plain:
         return None
-    # fva is parse_fva's result (two ints, or None); act needs pydantic to build the Actor
-    if fields["act"] is not None:
+    organization = _organization(payload)
+    if organization is None:
         return None
-    permissions = fields["org_permissions"]  # always set by normalize_organization
-    if type(permissions) is not list:
-        return None
-    for permission in permissions:
-        if type(permission) is not str:
-            return None
-    fields["org_permissions"] = ReadOnlyList(permissions)
+    org_id, org_slug, org_role, permissions, read_only_o = organization
+    fields = _NO_FIELDS.copy()
+    fields.update(zip(shape.fields, shape.pick_fields(values), strict=True))
+    fields["fva"] = parse_fva(payload.get("fva"))
+    fields["org_id"] = org_id
+    fields["org_slug"] = org_slug
+    fields["org_role"] = org_role
+    fields["org_permissions"] = permissions
+    extra = dict(zip(shape.extras, shape.pick_extras(values), strict=True))
+    for name in shape.containers:
+        extra[name] = read_only_o if name == "o" and read_only_o else read_only(extra[name])
     claims = ClerkClaims.__new__(ClerkClaims)
     object.__setattr__(claims, "__dict__", fields)
     object.__setattr__(claims, "__pydantic_extra__", ReadOnlyDict(extra))
-    object.__setattr__(claims, "__pydantic_fields_set__", _fields_set(values))
+    object.__setattr__(claims, "__pydantic_fields_set__", shape.fields_set)
     object.__setattr__(claims, "__pydantic_private__", None)
     return claims
 
 
-# The set of claim names a token carried, one object per distinct set: tokens of one instance
-# carry the same few sets, and each set costs about 1 KiB per cached token. pydantic never
-# changes a model's fields set in place (model_copy copies it), and these models are frozen.
-_fields_sets: dict[tuple[str, ...], set[str]] = {}
+def _picker(positions: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function that takes the items at ``positions`` of a tuple, always as a tuple."""
+    if len(positions) > 1:
+        return operator.itemgetter(*positions)
+    if positions:
+        (position,) = positions
+        return lambda values: (values[position],)
+    return lambda values: ()
 
 
-def _fields_set(values: dict[str, Any]) -> set[str]:
-    names = tuple(values)
-    shared = _fields_sets.get(names)
-    if shared is None:
-        shared = set(names)
-        if len(_fields_sets) < 256:
-            _fields_sets[names] = shared
-    return shared
+class _Shape(NamedTuple):
+    """What each claim of one shape of payload (claim names and value types) becomes."""
+
+    plain: bool  # False: some claim needs pydantic (a wrong type, a fraction, an Actor)
+    fields: tuple[str, ...] = ()  # the fields stored as given, in payload order
+    pick_fields: Callable[[tuple[Any, ...]], tuple[Any, ...]] = _picker(())
+    extras: tuple[str, ...] = ()  # custom claims, in payload order
+    pick_extras: Callable[[tuple[Any, ...]], tuple[Any, ...]] = _picker(())
+    containers: tuple[str, ...] = ()  # the extras holding a list or a dict
+    fields_set: set[str] = set()  # one shared set per shape; pydantic never changes it
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], types: tuple[type, ...]) -> _Shape:
+        fields: list[int] = []
+        extras: list[int] = []
+        for position, (name, kind) in enumerate(zip(names, types, strict=True)):
+            expected = _PLAIN_FIELDS.get(name)
+            if name in ("pla", "fea") and kind is not str:
+                if issubclass(kind, str):
+                    return _NOT_PLAIN
+                continue  # malformed: reads as absent (None)
+            if name in _AS_GIVEN or name in ("pla", "fea"):
+                if kind is not expected and kind is not type(None):
+                    return _NOT_PLAIN  # pydantic converts or refuses it
+                fields.append(position)
+            elif name not in _FIELD_NAMES:
+                extras.append(position)
+            elif name == "act" and kind is not type(None):
+                return _NOT_PLAIN  # pydantic builds the Actor
+        given = {names[p]: types[p] for p in fields}
+        if any(given.get(name, type(None)) is type(None) for name in _REQUIRED):
+            return _NOT_PLAIN
+        positions, custom = tuple(fields), tuple(extras)
+        return cls(
+            plain=True,
+            fields=tuple(names[p] for p in positions),
+            pick_fields=_picker(positions),
+            extras=tuple(names[p] for p in custom),
+            pick_extras=_picker(custom),
+            containers=tuple(names[p] for p in custom if issubclass(types[p], (list, dict))),
+            fields_set=set(names) | _ALWAYS_SET,
+        )
+
+
+_NOT_PLAIN = _Shape(plain=False)
+# Bounded, as token payloads are chosen by whoever signs them: emptied when full.
+_shapes: dict[tuple[tuple[str, ...], tuple[type, ...]], _Shape] = {}
+_SHAPES_MAX = 256
+
+
+_Organization = tuple[Any, Any, Any, ReadOnlyList, "ReadOnlyDict | None"]
+_NO_ORGANIZATION: _Organization = (None, None, None, ReadOnlyList(), None)
+# The organization fields of each distinct ``o`` (its items, in order) and ``fea``, with the
+# read-only copy of ``o``: the tokens of one member of one organization share them. Only an
+# ``o`` of strings is remembered (a string never equals another type, so equal keys mean
+# equal claims). Bounded: emptied when full.
+_organizations: dict[tuple[Any, ...], _Organization] = {}
+_ORGANIZATIONS_MAX = 1024
+
+
+def _organization(payload: Mapping[str, Any]) -> _Organization | None:
+    """``org_id``, ``org_slug``, ``org_role``, ``org_permissions`` by Clerk's rules and the
+    read-only copy of ``o`` when remembered; ``None`` when a permission is not a plain string
+    (pydantic decides)."""
+    o = payload.get("o")
+    if type(o) is dict:
+        fea = payload.get("fea")
+        key = (tuple(o.items()), fea)
+        try:
+            found = _organizations.get(key)
+        except TypeError:  # a list or an object in o: not remembered
+            found = None
+        if found is None:
+            found = _organization_of(normalize_organization(payload))
+            strings = all(type(v) is str for v in o.values())
+            if found is not None and strings and (fea is None or type(fea) is str):
+                found = (*found[:4], ReadOnlyDict(o))
+                if len(_organizations) >= _ORGANIZATIONS_MAX:
+                    _organizations.clear()
+                _organizations[key] = found
+        return found
+    version = payload.get("v")
+    if o is None and type(version) is int and version >= 2:
+        return _NO_ORGANIZATION  # a v2 token without an active organization
+    return _organization_of(normalize_organization(payload))
+
+
+def _organization_of(values: dict[str, Any]) -> _Organization | None:
+    permissions = values["org_permissions"]
+    if type(permissions) is not list or any(type(p) is not str for p in permissions):
+        return None
+    org_id, org_slug, org_role = values["org_id"], values["org_slug"], values["org_role"]
+    for value in (org_id, org_slug, org_role):
+        if value is not None and type(value) is not str:
+            return None
+    return org_id, org_slug, org_role, ReadOnlyList(permissions), None
