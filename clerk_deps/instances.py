@@ -20,9 +20,8 @@ from .claims import ClerkClaims
 from .connection import session_cookie_names
 from .errors import ClerkAuthError, ErrorReason
 from .jws import MAX_TOKEN_BYTES
-from .keys import KeySource, key_source_for
 from .settings import ClerkSettings
-from .token_cache import TokenCache, token_cache_for
+from .token_cache import Prepared, prepared_for
 from .tokens import verify_prepared
 
 __all__ = ["Instance", "IssuerRouter", "unverified_issuer"]
@@ -37,33 +36,28 @@ class Instance:
         self.settings = settings
         self.issuer = settings.issuer
         self.cookie_names = session_cookie_names(settings.session_cookie, settings.publishable_key)
-        self._prepared: tuple[KeySource, TokenCache | None] | None = None
+        self._prepared: Prepared | None = None
 
     def __repr__(self) -> str:
         return f"Instance(issuer={self.issuer!r})"
 
-    def prepared(self) -> tuple[KeySource, TokenCache | None]:
-        """The key source and token cache; raises ``auth-not-configured`` without a source.
+    def prepared(self) -> Prepared:
+        """The key source, token cache and claim rules; raises ``auth-not-configured`` without
+        a key source.
 
         Looked up on first use (not at construction, so an app module can build its
         ``ClerkAuth`` before the environment is complete, e.g. in tests that override it).
         """
         prepared = self._prepared
         if prepared is None:
-            settings = self.settings
-            source = key_source_for(settings)
-            cache = token_cache_for(
-                source, settings.verification_policy(), settings.token_cache_size, settings.leeway
-            )
-            prepared = self._prepared = (source, cache)
+            prepared = self._prepared = prepared_for(self.settings)
         return prepared
 
     async def verify(self, token: str, now: float) -> ClerkClaims:
-        source, cache = self._prepared or self.prepared()
-        return await verify_prepared(token, self.settings, source, cache, now)
+        return await verify_prepared(token, self.settings, self._prepared or self.prepared(), now)
 
     async def warm_up(self) -> None:
-        source, _ = self.prepared()
+        source = self.prepared().source
         await source.warm_up()
 
 

@@ -132,6 +132,12 @@ class JwksKeySource:
             return True
         return False
 
+    def key_at_hand(self, kid: str) -> Key | None:
+        # get_key's first case: a known kid while the set is fresh.
+        if self.clock() < self._fresh_until:
+            return self._keys.get(kid)
+        return None
+
     async def get_key(self, kid: str | None) -> Key:
         if not kid:
             raise ClerkAuthError(

@@ -51,6 +51,10 @@ class KeySource(Protocol):
     async def get_key(self, kid: str | None) -> Key:
         """The verification key, or raise :class:`ClerkAuthError`."""
 
+    def key_at_hand(self, kid: str) -> Key | None:
+        """The key ``get_key(kid)`` would return at once, without fetching or waiting; ``None``
+        when that is not certain (the caller then awaits :meth:`get_key`)."""
+
     async def warm_up(self) -> None:
         """Load keys ahead of the first request."""
 
@@ -71,6 +75,9 @@ class StaticKeySource:
         self._key = jwk.construct(pem, algorithm="RS256")
 
     async def get_key(self, kid: str | None) -> Key:
+        return self._key
+
+    def key_at_hand(self, kid: str) -> Key | None:
         return self._key
 
     def trusts_cached(self) -> bool:

@@ -18,12 +18,14 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import NamedTuple
 
+from .claim_checks import ClaimRules
 from .claims import ClerkClaims
 from .keys import KeySource, key_source_for, key_sources_generation
 from .settings import ClerkSettings
 
-__all__ = ["TokenCache", "selected_for", "token_cache_for"]
+__all__ = ["Prepared", "TokenCache", "prepared_for", "selected_for", "token_cache_for"]
 
 # Without a GIL (free-threaded builds), single OrderedDict operations are not guaranteed to be
 # atomic, so reads take the lock there too.
@@ -164,9 +166,7 @@ def token_cache_for(
 # What each settings object selects, looked up once: ClerkSettings are immutable, so the key
 # source and the token cache a settings object selects never change (until
 # clear_key_sources()). Keyed by id, checked by weak reference; an entry leaves with its object.
-_selected: dict[
-    int, tuple[weakref.ref[ClerkSettings], int, tuple[KeySource, TokenCache | None]]
-] = {}
+_selected: dict[int, tuple[weakref.ref[ClerkSettings], int, Prepared]] = {}
 
 
 def _forget_settings(settings_id: int, ref: weakref.ref[ClerkSettings]) -> None:
@@ -175,18 +175,34 @@ def _forget_settings(settings_id: int, ref: weakref.ref[ClerkSettings]) -> None:
         _selected.pop(settings_id, None)
 
 
-def selected_for(settings: ClerkSettings) -> tuple[KeySource, TokenCache | None]:
-    """The key source and verified-token cache of ``settings``; raises ``auth-not-configured``
-    when no key source is configured (and then remembers nothing)."""
-    entry = _selected.get(id(settings))
-    if entry is not None and entry[0]() is settings and entry[1] == key_sources_generation():
-        return entry[2]
-    generation = key_sources_generation()
+class Prepared(NamedTuple):
+    """What verifying under one settings object needs, looked up once."""
+
+    source: KeySource
+    cache: TokenCache | None
+    rules: ClaimRules
+
+
+def prepared_for(settings: ClerkSettings) -> Prepared:
+    """The key source, verified-token cache and claim rules of ``settings``, looked up now;
+    raises ``auth-not-configured`` when no key source is configured."""
     source = key_source_for(settings)
     cache = token_cache_for(
         source, settings.verification_policy(), settings.token_cache_size, settings.leeway
     )
+    return Prepared(source, cache, ClaimRules.of(settings))
+
+
+def selected_for(settings: ClerkSettings) -> Prepared:
+    """:func:`prepared_for`, remembered per settings object (and key-source generation);
+    raises ``auth-not-configured`` when no key source is configured (and then remembers
+    nothing)."""
+    entry = _selected.get(id(settings))
+    if entry is not None and entry[0]() is settings and entry[1] == key_sources_generation():
+        return entry[2]
+    generation = key_sources_generation()
+    prepared = prepared_for(settings)
     settings_id = id(settings)
     ref = weakref.ref(settings, lambda dead: _forget_settings(settings_id, dead))
-    _selected[settings_id] = (ref, generation, (source, cache))
-    return source, cache
+    _selected[settings_id] = (ref, generation, prepared)
+    return prepared

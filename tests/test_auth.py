@@ -110,13 +110,13 @@ def test_key_source_and_token_cache_are_looked_up_once_per_instance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[ClerkSettings] = []
-    real = clerk_deps.instances.key_source_for
+    real = clerk_deps.instances.prepared_for
 
     def counting(settings: ClerkSettings) -> Any:
         calls.append(settings)
         return real(settings)
 
-    monkeypatch.setattr(clerk_deps.instances, "key_source_for", counting)
+    monkeypatch.setattr(clerk_deps.instances, "prepared_for", counting)
     clerk = ClerkAuth(ISSUER.settings())
     with TestClient(make_app(clerk)) as client:
         for _ in range(5):

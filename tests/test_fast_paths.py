@@ -8,7 +8,9 @@ replaces, on hand-picked payloads and on generated ones. Speed is measured in be
 
 from __future__ import annotations
 
+import base64
 import gc
+import json
 import math
 import types
 from typing import Any, Union, get_args, get_origin
@@ -19,7 +21,14 @@ from hypothesis import strategies as st
 from jose.backends.rsa_backend import RSAKey
 from pydantic import ValidationError
 
-from clerk_deps import ClerkAuthError, ClerkClaims, ErrorReason, verify_token
+from clerk_deps import (
+    ClerkAuthError,
+    ClerkClaims,
+    ClerkSettings,
+    ErrorReason,
+    claim_checks,
+    verify_token,
+)
 from clerk_deps import claims as claims_module
 from clerk_deps import jws as jws_module
 from clerk_deps import tokens as tokens_module
@@ -104,8 +113,7 @@ def test_claims_built_directly_equal_validated_claims(extra: dict[str, Any]) -> 
 )
 def test_payloads_the_shortcut_leaves_to_pydantic(extra: dict[str, Any]) -> None:
     payload = {**ISSUER.claims("user_1", now=1_700_000_000), **extra}
-    values = claims_module._normalized(payload, from_token=True)
-    assert claims_module._construct(values) is None
+    assert claims_module.build_token_claims(payload) is None
     try:
         slow = validated(payload)
     except ValidationError:
@@ -119,8 +127,7 @@ def test_a_clerk_token_takes_the_shortcut() -> None:
     payload = ISSUER.claims(
         "user_1", org_id="org_1", org_role="admin", org_permissions=["org:a:read"], pla="u:free"
     )
-    values = claims_module._normalized(payload, from_token=True)
-    assert claims_module._construct(values) == validated(payload)
+    assert claims_module.build_token_claims(payload) == validated(payload)
 
 
 def test_copies_do_not_share_their_fields_set() -> None:
@@ -198,11 +205,12 @@ def test_remembered_permissions_are_a_fresh_list_each_time() -> None:
 
 def test_settings_select_their_source_and_cache_once() -> None:
     settings = ISSUER.settings()
-    source, cache = selected_for(settings)
-    assert selected_for(settings) == (source, cache)
+    source, cache, rules = selected_for(settings)
+    assert selected_for(settings) == (source, cache, rules)
     assert cache is not None
+    assert rules.issuer == settings.issuer and rules.leeway == settings.leeway
     clear_key_sources()
-    again, _ = selected_for(settings)
+    again = selected_for(settings).source
     assert again is not source  # a fresh source after clear_key_sources()
 
 
@@ -258,8 +266,7 @@ def test_keys_without_a_cryptography_key_verify_through_python_jose() -> None:
     token = ISSUER.token("user_1")
     head, body, signature = token.split(".")
     signing_input = f"{head}.{body}".encode()
-    raw = jws_module._b64decode(signature)
-    assert raw is not None
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
     key = RSAKey(ISSUER.public_pem, "RS256")
     assert tokens_module._signature_verifies(key, signing_input, raw)
     assert not tokens_module._signature_verifies(key, signing_input + b"x", raw)
@@ -269,3 +276,144 @@ def test_exact_numeric_dates_survive_the_shortcut() -> None:
     payload = {**ISSUER.claims("user_1"), "exp": 1_700_000_060.75}
     claims = assert_same(payload)
     assert claims.exp == math.floor(1_700_000_060.75)
+
+
+# -- JSON: pydantic-core's parser reads every payload as json.loads does ------------------
+
+JSON_TEXTS = [
+    b'{"a":1,"a":2}', b'{"a":NaN}', b'{"a":-Infinity}', b'{"a":123456789012345678901234567890}',
+    b'{"a":1e400}', b'{"a":"\\ud800"}', b'{"a":"\\ud83d\\ude00"}', b'{"a":"x\x01y"}',
+    b'{"a":1,}', b' {"a":1} ', b'{"a":1} x', b'\xef\xbb\xbf{"a":1}', b'{"a":"\xff"}',
+    b'{"a":-0.0}', b'{"a":1E2}', b'{"a":01}', b'{"a":.5}', b'{"a":"\\u0000"}', b'[]', b'"s"',
+    b'{"a":2.2250738585072011e-308}', b'{"a":0.30000000000000004}', b'{"\\u00e9":1}',
+    b'{"a":1}\x00', b"{" * 40 + b"}" * 40, b'{"a":' * 40 + b"1" + b"}" * 40, b"",
+]  # fmt: skip
+
+
+def decoded_as_json_loads(raw: bytes) -> tuple[str, str]:
+    """What json.loads makes of a payload segment, as the verifier words it."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return ("refused", "not a JWT: the payload is not JSON")
+    if not isinstance(value, dict):
+        return ("refused", "not a JWT: the payload is not a JSON object")
+    return ("read", repr(value))
+
+
+def decoded_by_the_verifier(raw: bytes) -> tuple[str, str]:
+    try:
+        return ("read", repr(jws_module._decode_segment(raw, "payload")))
+    except ClerkAuthError as error:
+        return ("refused", error.message)
+
+
+@pytest.mark.parametrize("raw", JSON_TEXTS)
+def test_a_segment_reads_as_json_loads_reads_it(raw: bytes) -> None:
+    got, expected = decoded_by_the_verifier(raw), decoded_as_json_loads(raw)
+    if "deeper" in got[1]:  # the depth bound refuses some of what json.loads reads
+        assert expected[0] == "read" and raw.count(b"{") > jws_module.MAX_JSON_DEPTH
+    else:
+        assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), json_values | st.floats(), max_size=6), st.booleans())
+def test_generated_payloads_read_as_json_loads_reads_them(
+    value: dict[str, Any], ascii_only: bool
+) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    assert decoded_by_the_verifier(raw) == decoded_as_json_loads(raw)
+
+
+# -- the one-pass claim check never accepts what the checks one by one refuse ----------------
+
+NOW = 1_700_000_000
+RULE_SETTINGS = [
+    ISSUER.settings(),
+    ISSUER.settings(authorized_parties=["https://a.example"], leeway=0, verify_iat=False),
+    ISSUER.settings(audience=["api", "web"], accept_jwt_templates=True,
+                    accept_pending_sessions=True),
+]  # fmt: skip
+CLAIM_VALUES = (
+    [None, 0, 1, -1, True, 1.5, NOW, NOW - 1, NOW + 1, NOW - 5, NOW + 5, NOW - 6, NOW + 6,
+     NOW - 120, NOW + 120, NOW + 0.5, float(NOW),
+     2**63, -(2**63), 2**64, math.inf, math.nan, "", "x", "mch_1", "user_1", "pending",
+     "active", ISSUER.issuer, ISSUER.issuer + "/", "https://a.example", "api", ["api"],
+     ["x", "web"], [], {}, {"a": 1}]
+)  # fmt: skip
+CHECKED_NAMES = ["sub", "iat", "exp", "nbf", "sid", "iss", "aud", "azp", "sts", "jti", "email", "v"]
+
+
+def assert_one_pass_agrees(changes: dict[str, Any], settings_: ClerkSettings) -> None:
+    payload = {**ISSUER.claims("user_1", now=NOW), **changes}
+    rules = claim_checks.ClaimRules.of(settings_)
+    try:
+        claim_checks.check_claims(payload, settings_, NOW)
+        one_by_one: Any = ClerkClaims.from_payload(payload)
+    except (ClerkAuthError, ValidationError) as error:
+        one_by_one = error
+    if rules.passes(payload, NOW) and claims_module.build_token_claims(payload) is not None:
+        assert isinstance(one_by_one, ClerkClaims), changes  # never accepts a refused token
+    try:
+        result: Any = claim_checks.verified_claims(payload, settings_, rules, NOW)
+    except ClerkAuthError as error:
+        if isinstance(one_by_one, ClerkAuthError):  # the same reason and message
+            assert (error.reason, error.message) == (one_by_one.reason, one_by_one.message)
+        else:
+            assert isinstance(one_by_one, ValidationError), changes
+    else:
+        assert result == one_by_one and repr(result) == repr(one_by_one), changes
+
+
+def test_the_one_pass_check_agrees_on_every_single_claim_change() -> None:
+    for settings_ in RULE_SETTINGS:
+        for name in CHECKED_NAMES:
+            for value in CLAIM_VALUES:
+                assert_one_pass_agrees({name: value}, settings_)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(CHECKED_NAMES), st.sampled_from(CLAIM_VALUES), max_size=6),
+    st.sampled_from(RULE_SETTINGS),
+)
+def test_the_one_pass_check_agrees_on_generated_changes(
+    changes: dict[str, Any], settings_: ClerkSettings
+) -> None:
+    assert_one_pass_agrees(changes, settings_)
+
+
+def test_a_clerk_payload_passes_in_one_pass() -> None:
+    payload = ISSUER.claims("user_1", now=NOW, **ORG)
+    assert claim_checks.ClaimRules.of(ISSUER.settings()).passes(payload, NOW + 1)
+
+
+# -- what the builder remembers: shapes and organizations --------------------------------
+
+
+def test_organizations_of_equal_values_of_other_types_are_not_confused() -> None:
+    for o in ({"id": "org_1", "rol": "admin"}, {"id": 1, "rol": "admin"},
+              {"id": True, "rol": "admin"}, {"id": "org_1", "rol": "admin"}):  # fmt: skip
+        assert_same({**ISSUER.claims("user_1", now=NOW), "o": o})
+
+
+def test_tokens_of_one_member_share_the_organization() -> None:
+    first = ClerkClaims.from_payload(ISSUER.claims("user_1", now=NOW, **ORG))
+    second = ClerkClaims.from_payload(ISSUER.claims("user_2", now=NOW + 5, **ORG))
+    assert first.org_permissions is second.org_permissions  # read-only, so shared
+    assert first.model_extra is not None and second.model_extra is not None
+    assert first.model_extra["o"] is second.model_extra["o"]
+    assert first.org_permissions == ["org:invoices:read", "org:invoices:manage",
+                                     "org:members:read"]  # fmt: skip
+
+
+def test_remembered_shapes_and_organizations_are_bounded() -> None:
+    for index in range(claims_module._SHAPES_MAX + 5):
+        ClerkClaims.from_payload({**ISSUER.claims("user_1", now=NOW), f"c{index}": 1})
+    assert 0 < len(claims_module._shapes) <= claims_module._SHAPES_MAX
+    for index in range(claims_module._ORGANIZATIONS_MAX + 5):
+        ClerkClaims.from_payload(
+            {**ISSUER.claims("user_1", now=NOW), "o": {"id": f"org_{index}"}}
+        )
+    assert 0 < len(claims_module._organizations) <= claims_module._ORGANIZATIONS_MAX

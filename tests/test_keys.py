@@ -167,6 +167,7 @@ async def test_the_static_source_needs_no_network() -> None:
     await source.warm_up()
     key = await source.get_key(None)
     assert key is await source.get_key("any kid")
+    assert source.key_at_hand("any kid") is key
 
 
 def test_sources_are_shared_per_key_location_and_tuning() -> None:
@@ -334,6 +335,20 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_fetch(serve: Any) -
     assert await staying is not None
     assert len(seen) == 1
     assert source.fetch_count == 1
+
+
+async def test_a_key_is_at_hand_only_while_get_key_would_return_it_at_once(serve: Any) -> None:
+    seen = serve(key_set)
+    source, clock = source_with_clock(jwks_cache_ttl=10)
+    assert source.key_at_hand("ins_unit") is None  # nothing fetched yet
+    assert not seen
+    await source.warm_up()
+    key = source.key_at_hand("ins_unit")
+    assert key is not None and key is await source.get_key("ins_unit")
+    assert source.key_at_hand("ins_other") is None  # an unknown kid: get_key decides
+    clock.now += 11
+    assert source.key_at_hand("ins_unit") is None  # due for a refresh: get_key refreshes
+    assert len(seen) == 1
 
 
 async def test_version_changes_only_when_the_keys_change(serve: Any) -> None:

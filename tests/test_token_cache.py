@@ -23,13 +23,18 @@ class CountingSource:
     def __init__(self, settings: ClerkSettings, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         source = key_source_for(settings)
-        original = source.get_key
+        original, at_hand = source.get_key, source.key_at_hand
 
         async def counted(kid: str | None) -> Any:
             self.calls += 1
             return await original(kid)
 
+        def counted_at_hand(kid: str) -> Any:
+            self.calls += 1
+            return at_hand(kid)
+
         monkeypatch.setattr(source, "get_key", counted)
+        monkeypatch.setattr(source, "key_at_hand", counted_at_hand)
 
 
 def claims(exp: int, nbf: int | None = None) -> ClerkClaims:
