@@ -9,17 +9,13 @@ included, with its own keys, so a token signed by another instance never verifie
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from .claims import ClerkClaims
 from .connection import session_cookie_names
 from .errors import ClerkAuthError, ErrorReason
-from .jws import MAX_TOKEN_BYTES
+from .jws import DecodedJwt, decode_unverified
 from .settings import ClerkSettings
 from .token_cache import Prepared, prepared_for
 from .tokens import verify_prepared
@@ -53,8 +49,11 @@ class Instance:
             prepared = self._prepared = prepared_for(self.settings)
         return prepared
 
-    async def verify(self, token: str, now: float) -> ClerkClaims:
-        return await verify_prepared(token, self.settings, self._prepared or self.prepared(), now)
+    async def verify(
+        self, token: str, now: float, decoded: DecodedJwt | None = None
+    ) -> ClerkClaims:
+        prepared = self._prepared or self.prepared()
+        return await verify_prepared(token, self.settings, prepared, now, decoded)
 
     async def warm_up(self) -> None:
         source = self.prepared().source
@@ -64,29 +63,25 @@ class Instance:
 def unverified_issuer(token: str) -> str | None:
     """The ``iss`` of ``token``'s payload, decoded without any verification (for routing only).
 
-    Raises ``token-invalid`` when the token is not a compact JWT with a JSON object payload.
+    Raises ``token-invalid`` when the token is not a compact JWT with JSON object segments
+    (an opaque machine token included: it has no issuer to route by).
     """
-    if len(token) > MAX_TOKEN_BYTES:
-        raise ClerkAuthError(
-            ErrorReason.TOKEN_INVALID,
-            f"token is larger than {MAX_TOKEN_BYTES // 1024} KiB; Clerk session tokens are ~1 KiB",
-        )
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise ClerkAuthError(
-            ErrorReason.TOKEN_INVALID,
-            f"not a JWT: expected 3 dot-separated segments, got {len(parts)}",
-        )
-    segment = parts[1]
+    return _issuer_of(_decoded(token))
+
+
+def _decoded(token: str) -> DecodedJwt:
     try:
-        payload: Any = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError, RecursionError):
-        payload = None
-    if not isinstance(payload, dict):
+        return decode_unverified(token)
+    except ClerkAuthError as error:
+        if error.reason is not ErrorReason.TOKEN_TYPE_MISMATCH:
+            raise
         raise ClerkAuthError(
-            ErrorReason.TOKEN_INVALID, "not a JWT: the payload is not a base64url JSON object"
-        )
-    iss = payload.get("iss")
+            ErrorReason.TOKEN_INVALID, "not a JWT: expected 3 dot-separated segments, got 1"
+        ) from None
+
+
+def _issuer_of(decoded: DecodedJwt) -> str | None:
+    iss = decoded[1].get("iss")
     return iss if isinstance(iss, str) else None
 
 
@@ -123,9 +118,14 @@ class IssuerRouter:
         return instance
 
     async def verify(self, token: str, now: float) -> ClerkClaims:
-        instance = self.route(token)
-        claims = await instance.verify(token, now)
-        if self._max_verified and token not in self._verified:
+        instance = self._verified.get(token)
+        if instance is not None:
+            return await instance.verify(token, now)
+        # A new token is decoded once, for routing and for its verification.
+        decoded = decode_unverified(token)
+        instance = self.for_issuer(_issuer_of(decoded))
+        claims = await instance.verify(token, now, decoded)
+        if self._max_verified:
             self._remember(token, instance)
         return claims
 

@@ -61,10 +61,15 @@ async def verify_token(
 
 
 async def verify_prepared(
-    token: str, settings: ClerkSettings, prepared: Prepared, now: float
+    token: str,
+    settings: ClerkSettings,
+    prepared: Prepared,
+    now: float,
+    decoded: DecodedJwt | None = None,
 ) -> ClerkClaims:
     """:func:`verify_token` with the key source, token cache and claim rules of ``settings``
-    already looked up (``ClerkAuth`` does that once per instance instead of once per request).
+    already looked up (``ClerkAuth`` does that once per instance instead of once per request),
+    and optionally the token already decoded (:func:`~clerk_deps.jws.decode_unverified`).
 
     Every verification, cached or not, goes through here: a check that applies to every
     accepted token belongs in this function, not in :func:`verify_token`.
@@ -79,7 +84,7 @@ async def verify_prepared(
             if settings.revocation != "off":
                 await enforce_revocation(cached, settings, now)
             return cached
-    header, payload, signing_input, signature = decode_unverified(token)
+    header, payload, signing_input, signature = decoded or decode_unverified(token)
     _check_critical(header)
     _check_algorithm(header)
     _check_header_type(header, settings)  # before the key lookup: a wrong kind costs no fetch
@@ -88,6 +93,7 @@ async def verify_prepared(
     key = source.key_at_hand(kid) if type(kid) is str and kid else None
     if key is None:
         key = await source.get_key(kid if isinstance(kid, str) else None)
+        key_version = source.version  # the key set the key came from (it may just have loaded)
     if not _signature_verifies(key, signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     claims = verified_claims(payload, settings, rules, now)

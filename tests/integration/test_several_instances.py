@@ -225,15 +225,16 @@ async def test_settings_for_routes_by_issuer(
 
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every token whose issuer is decoded for routing, in order."""
+    """Every token decoded (for routing and verification), in order."""
     tokens: list[str] = []
-    real = clerk_deps.instances.unverified_issuer
+    real = clerk_deps.instances.decode_unverified
 
-    def counting(token: str) -> str | None:
+    def counting(token: str) -> Any:
         tokens.append(token)
         return real(token)
 
-    monkeypatch.setattr(clerk_deps.instances, "unverified_issuer", counting)
+    monkeypatch.setattr(clerk_deps.instances, "decode_unverified", counting)
+    monkeypatch.setattr(clerk_deps.tokens, "decode_unverified", counting)
     return tokens
 
 
