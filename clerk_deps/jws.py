@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
-from pydantic_core import from_json
+from pydantic_core import SchemaValidator, core_schema, from_json
 
 from .errors import ClerkAuthError, ErrorReason
 
@@ -74,15 +75,13 @@ def decode_unverified(token: str) -> DecodedJwt:
             ErrorReason.TOKEN_INVALID,
             "not a JWT: a segment is not canonical base64url (one token, one spelling)",
         )
-    # One translation to the standard alphabet for the whole token, then a decode per segment.
-    standard = data.translate(_FROM_URLSAFE)
     head = token[:first]
     # A header seen on a token that passed every check is known to be well-formed.
     header = _known_headers.get(head)
     if header is None:
-        header = _decode_segment(_a2b(standard[:first]), "header")
-    payload = _decode_segment(_a2b(standard[first + 1 : second]), "payload")
-    signature = _a2b(standard[second + 1 :])
+        header = _decode_segment(_b64decode(data[:first]), "header")
+    payload = _decode_segment(_b64decode(data[first + 1 : second]), "payload")
+    signature = _b64decode(data[second + 1 :])
     return header, payload, data[:second], signature
 
 
@@ -120,14 +119,34 @@ def _canonical(length: int, last: str) -> bool:
 
 
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-
-
-def _a2b(standard: bytes) -> bytes:
-    """Decode one segment already in the standard alphabet (canonical, so it always decodes)."""
-    return binascii.a2b_base64(standard + _PADDING[len(standard) & 3])
-
-
 _PADDING = (b"", b"", b"==", b"=")
+
+
+def _a2b_urlsafe(segment: bytes) -> bytes:
+    """Decode one canonical base64url segment with the standard library."""
+    return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + _PADDING[len(segment) & 3])
+
+
+def _pydantic_core_decoder() -> Callable[[bytes], bytes] | None:
+    """pydantic-core's base64 decoder (about 4 times binascii's speed on a token), when this
+    version of pydantic-core has one that decodes base64url without padding as expected."""
+    try:
+        validator = SchemaValidator(
+            core_schema.bytes_schema(), config=core_schema.CoreConfig(val_json_bytes="base64")
+        )
+
+        def decode(segment: bytes) -> bytes:
+            # A JSON string of base64url text: [A-Za-z0-9_-] only, so nothing to escape.
+            return validator.validate_json(b'"' + segment + b'"')  # type: ignore[no-any-return]
+
+        works = decode(b"-_8") == b"\xfb\xff" and decode(b"YQ") == b"a" and decode(b"") == b""
+    except Exception:  # an older pydantic-core: the standard library decodes
+        return None
+    return decode if works else None
+
+
+# Only called on canonical base64url text (checked in decode_unverified), which always decodes.
+_b64decode: Callable[[bytes], bytes] = _pydantic_core_decoder() or _a2b_urlsafe
 
 
 def _decode_segment(raw: bytes, name: str) -> dict[str, Any]:

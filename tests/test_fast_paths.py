@@ -326,6 +326,25 @@ def test_generated_payloads_read_as_json_loads_reads_them(
     assert decoded_by_the_verifier(raw) == decoded_as_json_loads(raw)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_both_base64url_decoders_read_every_segment_alike(raw: bytes) -> None:
+    segment = base64.urlsafe_b64encode(raw).rstrip(b"=")
+    assert jws_module._b64decode(segment) == jws_module._a2b_urlsafe(segment) == raw
+
+
+def test_without_pydantic_cores_base64_the_standard_library_decodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert jws_module._pydantic_core_decoder() is not None  # this pydantic-core has one
+
+    def older_core_config(**options: Any) -> Any:
+        raise TypeError(f"unexpected options {sorted(options)}")  # as before val_json_bytes
+
+    monkeypatch.setattr(jws_module.core_schema, "CoreConfig", older_core_config)
+    assert jws_module._pydantic_core_decoder() is None
+
+
 # -- the one-pass claim check never accepts what the checks one by one refuse ----------------
 
 NOW = 1_700_000_000
