@@ -18,7 +18,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, model_validator
 
 # Re-exported: these names were defined here before the rules moved to their own modules.
 from .organization import (
@@ -276,7 +276,13 @@ def build_token_claims(payload: Mapping[str, Any]) -> ClerkClaims | None:
     org_id, org_slug, org_role, permissions, read_only_o = organization
     fields = _NO_FIELDS.copy()
     fields.update(zip(shape.fields, shape.pick_fields(values), strict=True))
-    fields["fva"] = parse_fva(payload.get("fva"))
+    fva = payload.get("fva")
+    if type(fva) is list and len(fva) == 2:  # parse_fva's rules, without its calls
+        first, second = fva
+        if type(first) is int and type(second) is int and first >= -1 and second >= -1:
+            fields["fva"] = (first, second)
+    elif fva is not None:
+        fields["fva"] = parse_fva(fva)
     fields["org_id"] = org_id
     fields["org_slug"] = org_slug
     fields["org_role"] = org_role
@@ -284,12 +290,25 @@ def build_token_claims(payload: Mapping[str, Any]) -> ClerkClaims | None:
     extra = dict(zip(shape.extras, shape.pick_extras(values), strict=True))
     for name in shape.containers:
         extra[name] = read_only_o if name == "o" and read_only_o else read_only(extra[name])
-    claims = ClerkClaims.__new__(ClerkClaims)
-    object.__setattr__(claims, "__dict__", fields)
-    object.__setattr__(claims, "__pydantic_extra__", ReadOnlyDict(extra))
-    object.__setattr__(claims, "__pydantic_fields_set__", shape.fields_set)
-    object.__setattr__(claims, "__pydantic_private__", None)
+    claims = _new_claims(ClerkClaims)
+    _set_dict(claims, fields)
+    _set_extra(claims, ReadOnlyDict(extra))
+    _set_fields_set(claims, shape.fields_set)
+    _set_private(claims, None)
     return claims
+
+
+def _slot_setter(name: str) -> Callable[[Any, Any], None]:
+    """What ``object.__setattr__(model, name, value)`` calls, for calling it directly."""
+    descriptor: Any = BaseModel.__dict__[name]
+    return descriptor.__set__  # type: ignore[no-any-return]
+
+
+_new_claims = ClerkClaims.__new__
+_set_dict = _slot_setter("__dict__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 def _picker(positions: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:

@@ -95,13 +95,22 @@ _known_headers: dict[str, dict[str, Any]] = {}
 _KNOWN_HEADERS_MAX = 64
 
 
+# The ids of the header objects stored above: a stored header stays alive while stored, so no
+# other object can have its id; a lookup here costs less than slicing the token's header.
+_known_ids: set[int] = set()
+
+
 def remember_header(token: str, header: dict[str, Any]) -> None:
     """Remember the decoded header of ``token``, which has passed every check."""
+    if id(header) in _known_ids:
+        return
     head = token[: token.index(".")]
     if head not in _known_headers:
         if len(_known_headers) >= _KNOWN_HEADERS_MAX:
             _known_headers.clear()
+            _known_ids.clear()
         _known_headers[head] = header
+        _known_ids.add(id(header))
 
 
 # A segment of 2 or 3 characters past a multiple of 4 ends in a character with 4 or 2 unused

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -85,9 +85,11 @@ async def verify_prepared(
                 await enforce_revocation(cached, settings, now)
             return cached
     header, payload, signing_input, signature = decoded or decode_unverified(token)
-    _check_critical(header)
-    _check_algorithm(header)
-    _check_header_type(header, settings)  # before the key lookup: a wrong kind costs no fetch
+    if not _header_passes(header, rules.accept_jwt_templates):
+        # before the key lookup: a token of the wrong kind costs no fetch
+        _check_critical(header)
+        _check_algorithm(header)
+        _check_header_type(header, settings)
     kid = header.get("kid")
     # A key at hand (fetched and fresh) is used without awaiting; otherwise get_key fetches.
     key = source.key_at_hand(kid) if type(kid) is str and kid else None
@@ -109,14 +111,20 @@ _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
 
+_RSA_KEY_TYPES: set[type] = set()  # the concrete classes of cryptography's RSA public keys
+
+
 def _signature_verifies(key: Key, signing_input: bytes, signature: bytes) -> bool:
     """RS256 with ``cryptography`` on the key python-jose prepared (its own ``verify`` wraps
     the same call and builds the padding and hash objects anew on every call)."""
     public_key = getattr(key, "prepared_key", None)
-    if not isinstance(public_key, rsa.RSAPublicKey):
-        return bool(key.verify(signing_input, signature))
+    kind = type(public_key)
+    if kind not in _RSA_KEY_TYPES:  # isinstance on an ABC costs more than the rest of this
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            return bool(key.verify(signing_input, signature))
+        _RSA_KEY_TYPES.add(kind)
     try:
-        public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
+        cast(rsa.RSAPublicKey, public_key).verify(signature, signing_input, _PKCS1V15, _SHA256)
     except InvalidSignature:
         return False
     return True
@@ -124,6 +132,16 @@ def _signature_verifies(key: Key, signing_input: bytes, signature: bytes) -> boo
 
 def _invalid(reason: ErrorReason, message: str) -> ClerkAuthError:
     return ClerkAuthError(reason, message)
+
+
+def _header_passes(header: dict[str, Any], accept_jwt_templates: bool) -> bool:
+    """Whether the header passes the three checks below for certain (a Clerk session token's
+    header does); ``False`` only means "not certain": the caller runs them one by one."""
+    if "crit" in header or header.get("alg") != "RS256" or header.get("typ", "JWT") != "JWT":
+        return False
+    category = header.get("cat")
+    accepted = _WITH_TEMPLATES if accept_jwt_templates else SESSION_CATEGORIES
+    return category is None or (type(category) is str and category in accepted)
 
 
 def _check_critical(header: dict[str, Any]) -> None:
