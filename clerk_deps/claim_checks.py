@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from .claims import ClerkClaims, build_token_claims
+from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
 from .setting_values import issuer_from_publishable_key
 from .settings import ClerkSettings
+from .token_claims import build_token_claims
 
 __all__ = [
     "ClaimRules",

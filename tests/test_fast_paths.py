@@ -27,6 +27,7 @@ from clerk_deps import (
     ClerkSettings,
     ErrorReason,
     claim_checks,
+    token_claims,
     verify_token,
 )
 from clerk_deps import claims as claims_module
@@ -113,7 +114,7 @@ def test_claims_built_directly_equal_validated_claims(extra: dict[str, Any]) -> 
 )
 def test_payloads_the_shortcut_leaves_to_pydantic(extra: dict[str, Any]) -> None:
     payload = {**ISSUER.claims("user_1", now=1_700_000_000), **extra}
-    assert claims_module.build_token_claims(payload) is None
+    assert token_claims.build_token_claims(payload) is None
     try:
         slow = validated(payload)
     except ValidationError:
@@ -127,7 +128,7 @@ def test_a_clerk_token_takes_the_shortcut() -> None:
     payload = ISSUER.claims(
         "user_1", org_id="org_1", org_role="admin", org_permissions=["org:a:read"], pla="u:free"
     )
-    assert claims_module.build_token_claims(payload) == validated(payload)
+    assert token_claims.build_token_claims(payload) == validated(payload)
 
 
 def test_copies_do_not_share_their_fields_set() -> None:
@@ -148,10 +149,10 @@ def test_subclasses_are_validated_by_pydantic() -> None:
 
 
 def test_the_field_table_matches_the_model() -> None:
-    plain = claims_module._PLAIN_FIELDS
-    others = claims_module._OTHER_FIELDS
+    plain = token_claims._PLAIN_FIELDS
+    others = token_claims._OTHER_FIELDS
     assert set(ClerkClaims.model_fields) == set(plain) | others
-    assert list(claims_module._FIELD_ORDER) == list(ClerkClaims.model_fields)
+    assert list(token_claims._FIELD_ORDER) == list(ClerkClaims.model_fields)
     for name, kind in plain.items():
         field = ClerkClaims.model_fields[name]
         assert not field.metadata, name  # no validator the shortcut would skip
@@ -372,7 +373,7 @@ def assert_one_pass_agrees(changes: dict[str, Any], settings_: ClerkSettings) ->
         one_by_one: Any = ClerkClaims.from_payload(payload)
     except (ClerkAuthError, ValidationError) as error:
         one_by_one = error
-    if rules.passes(payload, NOW) and claims_module.build_token_claims(payload) is not None:
+    if rules.passes(payload, NOW) and token_claims.build_token_claims(payload) is not None:
         assert isinstance(one_by_one, ClerkClaims), changes  # never accepts a refused token
     try:
         result: Any = claim_checks.verified_claims(payload, settings_, rules, NOW)
@@ -428,11 +429,11 @@ def test_tokens_of_one_member_share_the_organization() -> None:
 
 
 def test_remembered_shapes_and_organizations_are_bounded() -> None:
-    for index in range(claims_module._SHAPES_MAX + 5):
+    for index in range(token_claims._SHAPES_MAX + 5):
         ClerkClaims.from_payload({**ISSUER.claims("user_1", now=NOW), f"c{index}": 1})
-    assert 0 < len(claims_module._shapes) <= claims_module._SHAPES_MAX
-    for index in range(claims_module._ORGANIZATIONS_MAX + 5):
+    assert 0 < len(token_claims._shapes) <= token_claims._SHAPES_MAX
+    for index in range(token_claims._ORGANIZATIONS_MAX + 5):
         ClerkClaims.from_payload(
             {**ISSUER.claims("user_1", now=NOW), "o": {"id": f"org_{index}"}}
         )
-    assert 0 < len(claims_module._organizations) <= claims_module._ORGANIZATIONS_MAX
+    assert 0 < len(token_claims._organizations) <= token_claims._ORGANIZATIONS_MAX
