@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
+from .jws import decode_payload
 from .setting_values import issuer_from_publishable_key
 from .settings import ClerkSettings
-from .token_claims import build_token_claims
+from .token_claims import ValidatedPayload, build_token_claims, claims_from_payload
 
 __all__ = [
     "ClaimRules",
@@ -27,6 +28,7 @@ __all__ = [
     "check_claims",
     "check_issuer",
     "check_times",
+    "session_claims",
     "verified_claims",
 ]
 
@@ -62,9 +64,36 @@ class ClaimRules(NamedTuple):
         """Whether ``payload`` passes every check of :func:`check_claims` for certain, given
         that the string claims have their types (:func:`build_token_claims` checks those).
         ``False`` only means "not certain": the caller runs the checks one by one."""
-        sub = payload.get("sub")
-        iat = payload.get("iat")
-        exp = payload.get("exp")
+        nbf = payload.get("nbf", _ABSENT)
+        if nbf is None:
+            return False  # present but null: no NumericDate
+        return self.passes_values(
+            payload.get("sub"),
+            payload.get("iat"),
+            payload.get("exp"),
+            None if nbf is _ABSENT else nbf,
+            payload.get("sid"),
+            payload.get("iss"),
+            payload.get("aud"),
+            payload.get("azp"),
+            payload.get("sts"),
+            now,
+        )
+
+    def passes_values(
+        self,
+        sub: Any,
+        iat: Any,
+        exp: Any,
+        nbf: Any,  # None: absent
+        sid: Any,
+        iss: Any,
+        aud: Any,
+        azp: Any,
+        sts: Any,
+        now: float,
+    ) -> bool:
+        """:meth:`passes`, given the claims it reads."""
         if type(sub) is not str or type(iat) is not int or type(exp) is not int:
             return False
         if not sub or sub.startswith("mch_") or not -_LIMIT < iat < _LIMIT:
@@ -72,22 +101,57 @@ class ClaimRules(NamedTuple):
         leeway = self.leeway
         if not -_LIMIT < exp < _LIMIT or exp + leeway <= now:
             return False
-        nbf = payload.get("nbf", _ABSENT)
-        if nbf is not _ABSENT and (
+        if nbf is not None and (
             type(nbf) is not int or not -_LIMIT < nbf < _LIMIT or nbf - leeway > now
         ):
             return False
         if self.verify_iat and iat - leeway > now:
             return False
-        if not self.accept_jwt_templates and not payload.get("sid"):
+        if not self.accept_jwt_templates and not sid:
             return False
-        if self.issuer is not None and payload.get("iss") != self.issuer:
+        if self.issuer is not None and iss != self.issuer:
             return False
-        if self.audiences and not _audience_matches(payload.get("aud"), self.audiences):
+        if self.audiences and not _audience_matches(aud, self.audiences):
             return False
-        if self.authorized_parties and payload.get("azp") not in self.authorized_parties:
+        if self.authorized_parties and azp not in self.authorized_parties:
             return False
-        return self.accept_pending_sessions or payload.get("sts") != "pending"
+        return self.accept_pending_sessions or sts != "pending"
+
+
+def session_claims(
+    raw: bytes,
+    read: ValidatedPayload | None,
+    payload: dict[str, Any] | None,
+    settings: ClerkSettings,
+    rules: ClaimRules,
+    now: float,
+) -> tuple[ClerkClaims, float, float | None]:
+    """The claims of a token whose signature has verified, after every claim check, with its
+    exact ``exp`` and ``nbf``; raises :class:`ClerkAuthError` with the first check that fails.
+
+    ``raw`` is the payload's JSON text; ``read`` what :func:`read_payload` made of it, or
+    ``None`` with ``payload`` the decoded dict. A payload read in one pass that passes in one
+    pass is built at once; anything else is decoded and checked claim by claim."""
+    if read is not None:
+        fields, others, _ = read
+        if rules.passes_values(
+            fields["sub"],
+            fields["iat"],
+            fields["exp"],
+            fields["nbf"],
+            fields["sid"],
+            fields["iss"],
+            others.get("aud"),
+            fields["azp"],
+            fields["sts"],
+            now,
+        ):
+            claims = claims_from_payload(read)
+            if claims is not None:
+                return claims, fields["exp"], fields["nbf"]
+        payload = decode_payload(raw)
+    assert payload is not None
+    return verified_claims(payload, settings, rules, now), payload["exp"], payload.get("nbf")
 
 
 def verified_claims(

@@ -22,8 +22,11 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TOKEN_BYTES",
     "DecodedJwt",
+    "decode_payload",
     "decode_unverified",
+    "may_nest_deeper",
     "remember_header",
+    "split_token",
 ]
 
 MAX_TOKEN_BYTES = 16 * 1024
@@ -44,6 +47,17 @@ def decode_unverified(token: str) -> DecodedJwt:
     :func:`~clerk_deps.tokens.verify_token` would. Nothing read here may be trusted before
     the signature has verified (:func:`~clerk_deps.tokens.verify_signed_jwt`).
     """
+    header, payload, signing_input, signature = split_token(token)
+    return header, decode_payload(payload), signing_input, signature
+
+
+def decode_payload(raw: bytes) -> dict[str, Any]:
+    """The decoded payload segment as a JSON object; raises ``token-invalid`` otherwise."""
+    return _decode_segment(raw, "payload")
+
+
+def split_token(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+    """:func:`decode_unverified` with the payload left as its (base64-decoded) JSON text."""
     if len(token) > MAX_TOKEN_BYTES:
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
@@ -80,7 +94,7 @@ def decode_unverified(token: str) -> DecodedJwt:
     header = _known_headers.get(head)
     if header is None:
         header = _decode_segment(_b64decode(data[:first]), "header")
-    payload = _decode_segment(_b64decode(data[first + 1 : second]), "payload")
+    payload = _b64decode(data[first + 1 : second])
     signature = _b64decode(data[second + 1 :])
     return header, payload, data[:second], signature
 
@@ -172,13 +186,18 @@ def _decode_segment(raw: bytes, name: str) -> dict[str, Any]:
             ) from None
     if not isinstance(value, dict):
         raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not a JSON object")
-    # Counting brackets is a C-speed upper bound on the depth; only walk when it could be deep.
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth_exceeds(value):
+    if may_nest_deeper(raw) and _depth_exceeds(value):
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             f"the {name} nests deeper than {MAX_JSON_DEPTH} levels",
         )
     return value
+
+
+def may_nest_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text ``raw`` may nest more than ``limit`` containers deep: counting its
+    brackets is a C-speed upper bound on the depth."""
+    return raw.count(b"[") + raw.count(b"{") > limit
 
 
 def _depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

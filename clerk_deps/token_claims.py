@@ -15,13 +15,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel
+from pydantic_core import SchemaValidator, core_schema
 
 from .claims import ClerkClaims
+from .jws import may_nest_deeper
 from .organization import normalize_organization
 from .readonly import ReadOnlyDict, ReadOnlyList, read_only
 from .reverification import parse_fva
 
-__all__ = ["build_token_claims"]
+__all__ = ["ValidatedPayload", "build_token_claims", "claims_from_payload", "read_payload"]
 
 
 # The fields that pydantic stores exactly as given when the value has this exact type (or is
@@ -91,12 +93,8 @@ def build_token_claims(payload: Mapping[str, Any]) -> ClerkClaims | None:
     fields = _NO_FIELDS.copy()
     fields.update(zip(shape.fields, shape.pick_fields(values), strict=True))
     fva = payload.get("fva")
-    if type(fva) is list and len(fva) == 2:  # parse_fva's rules, without its calls
-        first, second = fva
-        if type(first) is int and type(second) is int and first >= -1 and second >= -1:
-            fields["fva"] = (first, second)
-    elif fva is not None:
-        fields["fva"] = parse_fva(fva)
+    if fva is not None:
+        fields["fva"] = _fva(fva)
     fields["org_id"] = org_id
     fields["org_slug"] = org_slug
     fields["org_role"] = org_role
@@ -104,10 +102,15 @@ def build_token_claims(payload: Mapping[str, Any]) -> ClerkClaims | None:
     extra = dict(zip(shape.extras, shape.pick_extras(values), strict=True))
     for name in shape.containers:
         extra[name] = read_only_o if name == "o" and read_only_o else read_only(extra[name])
+    return _claims(fields, extra, shape.fields_set)
+
+
+def _claims(fields: dict[str, Any], extra: dict[str, Any], fields_set: set[str]) -> ClerkClaims:
+    """The model object, its slots set as pydantic's own construction sets them."""
     claims = _new_claims(ClerkClaims)
     _set_dict(claims, fields)
     _set_extra(claims, ReadOnlyDict(extra))
-    _set_fields_set(claims, shape.fields_set)
+    _set_fields_set(claims, fields_set)
     _set_private(claims, None)
     return claims
 
@@ -199,16 +202,24 @@ def _organization(payload: Mapping[str, Any]) -> _Organization | None:
     """``org_id``, ``org_slug``, ``org_role``, ``org_permissions`` by Clerk's rules and the
     read-only copy of ``o`` when remembered; ``None`` when a permission is not a plain string
     (pydantic decides)."""
-    o = payload.get("o")
+    return _organization_from(
+        payload.get("o"), payload.get("fea"), payload.get("v"), lambda: payload
+    )
+
+
+def _organization_from(
+    o: Any, fea: Any, version: Any, claims: Callable[[], Mapping[str, Any]]
+) -> _Organization | None:
+    """:func:`_organization` from a token's ``o``, ``fea`` and ``v``; ``claims()`` gives the
+    token's claims, asked for only when the rules need more (a v1 token's flat claims)."""
     if type(o) is dict:
-        fea = payload.get("fea")
         key = (tuple(o.items()), fea)
         try:
             found = _organizations.get(key)
         except TypeError:  # a list or an object in o: not remembered
             found = None
         if found is None:
-            found = _organization_of(normalize_organization(payload))
+            found = _organization_of(normalize_organization(claims()))
             strings = all(type(v) is str for v in o.values())
             if found is not None and strings and (fea is None or type(fea) is str):
                 found = (*found[:4], ReadOnlyDict(o))
@@ -216,10 +227,9 @@ def _organization(payload: Mapping[str, Any]) -> _Organization | None:
                     _organizations.clear()
                 _organizations[key] = found
         return found
-    version = payload.get("v")
     if o is None and type(version) is int and version >= 2:
         return _NO_ORGANIZATION  # a v2 token without an active organization
-    return _organization_of(normalize_organization(payload))
+    return _organization_of(normalize_organization(claims()))
 
 
 def _organization_of(values: dict[str, Any]) -> _Organization | None:
@@ -231,3 +241,96 @@ def _organization_of(values: dict[str, Any]) -> _Organization | None:
         if value is not None and type(value) is not str:
             return None
     return org_id, org_slug, org_role, ReadOnlyList(permissions), None
+
+
+# -- straight from the payload's JSON text --------------------------------------------------
+
+
+def _plain_field(name: str) -> Any:
+    kind = _PLAIN_FIELDS.get(name)
+    if name in ("sub", "iat", "exp"):
+        return core_schema.model_field(
+            core_schema.str_schema(strict=True)
+            if kind is str
+            else core_schema.int_schema(strict=True)
+        )
+    inner: core_schema.CoreSchema
+    if kind is None or name in ("org_id", "org_slug", "org_role"):
+        inner = core_schema.any_schema()  # read by Clerk's rules below, not stored as given
+    elif name == "nbf":
+        inner = core_schema.int_schema(strict=True)  # null is no NumericDate: pydantic decides
+    else:
+        scalar = core_schema.str_schema if kind is str else core_schema.int_schema
+        inner = core_schema.nullable_schema(scalar(strict=True))
+    return core_schema.model_field(core_schema.with_default_schema(inner, default=None))
+
+
+# The fields of ClerkClaims, in declaration order, with exactly the types the model stores
+# as given (strict: no conversion); every other claim is kept as it is, in payload order.
+_PAYLOAD_FIELDS = SchemaValidator(
+    core_schema.model_fields_schema(
+        {name: _plain_field(name) for name in _FIELD_ORDER}, extra_behavior="allow"
+    )
+)
+
+ValidatedPayload = tuple[dict[str, Any], dict[str, Any], set[str]]
+"""The fields (every one, in declaration order), the other claims, and the names given."""
+
+
+def read_payload(raw: bytes) -> ValidatedPayload | None:
+    """JSON text of a token payload parsed and type-checked in one pass by pydantic-core, when
+    every field has the type the model stores; ``None`` otherwise (not JSON, a wrong type, a
+    fraction, a ``null`` nbf, or deep nesting), and the caller decodes it as a dict."""
+    if may_nest_deeper(raw):
+        return None
+    try:
+        return _PAYLOAD_FIELDS.validate_json(raw)  # type: ignore[no-any-return]
+    except ValueError:  # pydantic_core.ValidationError is a ValueError
+        return None
+
+
+def claims_from_payload(read: ValidatedPayload) -> ClerkClaims | None:
+    """:func:`build_token_claims` for a payload :func:`read_payload` accepted."""
+    fields, others, given = read
+    if fields["act"] is not None:
+        return None  # pydantic builds the Actor
+    fva = fields["fva"]
+    if fva is not None:
+        fields["fva"] = _fva(fva)
+    organization = _organization_from(
+        others.get("o"), fields["fea"], fields["v"], lambda: {**fields, **others}
+    )
+    if organization is None:
+        return None
+    org_id, org_slug, org_role, permissions, read_only_o = organization
+    fields["org_id"] = org_id
+    fields["org_slug"] = org_slug
+    fields["org_role"] = org_role
+    fields["org_permissions"] = permissions
+    for name, value in others.items():
+        if isinstance(value, (list, dict)):
+            others[name] = read_only_o if name == "o" and read_only_o else read_only(value)
+    return _claims(fields, others, _fields_set(given))
+
+
+def _fva(value: Any) -> tuple[int, int] | None:
+    if type(value) is list and len(value) == 2:  # parse_fva's rules, without its calls
+        first, second = value
+        if type(first) is int and type(second) is int and first >= -1 and second >= -1:
+            return first, second
+    return parse_fva(value)
+
+
+# The names a token carried with those the normalisation always sets, one set object per
+# distinct set (each set costs about 1 KiB per cached token); bounded.
+_fields_sets: dict[frozenset[str], set[str]] = {}
+
+
+def _fields_set(given: set[str]) -> set[str]:
+    key = frozenset(given)
+    shared = _fields_sets.get(key)
+    if shared is None:
+        shared = set(given) | _ALWAYS_SET
+        if len(_fields_sets) < _SHAPES_MAX:
+            _fields_sets[key] = shared
+    return shared

@@ -19,13 +19,22 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose.backends.base import Key
 
-from .claim_checks import check_claim_types, check_issuer, check_times, verified_claims
+from .claim_checks import check_claim_types, check_issuer, check_times, session_claims
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
-from .jws import MAX_JSON_DEPTH, MAX_TOKEN_BYTES, DecodedJwt, decode_unverified, remember_header
+from .jws import (
+    MAX_JSON_DEPTH,
+    MAX_TOKEN_BYTES,
+    DecodedJwt,
+    decode_payload,
+    decode_unverified,
+    remember_header,
+    split_token,
+)
 from .session_status import enforce_revocation
 from .settings import ClerkSettings, get_settings
 from .token_cache import Prepared, selected_for
+from .token_claims import ValidatedPayload, read_payload
 
 # MAX_*, DecodedJwt and decode_unverified live in .jws; re-exported for existing imports.
 __all__ = [
@@ -84,7 +93,16 @@ async def verify_prepared(
             if settings.revocation != "off":
                 await enforce_revocation(cached, settings, now)
             return cached
-    header, payload, signing_input, signature = decoded or decode_unverified(token)
+    read: ValidatedPayload | None = None
+    payload: dict[str, Any] | None
+    if decoded is not None:
+        header, payload, signing_input, signature = decoded
+        raw = b""
+    else:
+        header, raw, signing_input, signature = split_token(token)
+        read = read_payload(raw)  # parsed and type-checked in one pass when well-formed
+        # otherwise decoded now, so that a payload that is no JSON object is refused first
+        payload = decode_payload(raw) if read is None else None
     if not _header_passes(header, rules.accept_jwt_templates):
         # before the key lookup: a token of the wrong kind costs no fetch
         _check_critical(header)
@@ -98,10 +116,10 @@ async def verify_prepared(
         key_version = source.version  # the key set the key came from (it may just have loaded)
     if not _signature_verifies(key, signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
-    claims = verified_claims(payload, settings, rules, now)
+    claims, exp, nbf = session_claims(raw, read, payload, settings, rules, now)
     remember_header(token, header)
     if cache is not None:
-        cache.put(token, claims, key_version, exp=payload["exp"], nbf=payload.get("nbf"))
+        cache.put(token, claims, key_version, exp=exp, nbf=nbf)
     if settings.revocation != "off":
         await enforce_revocation(claims, settings, now)
     return claims

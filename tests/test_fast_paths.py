@@ -191,6 +191,52 @@ def test_generated_payloads_give_the_same_claims(changes: dict[str, Any], with_o
     assert fast.model_fields_set == slow.model_fields_set
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(claim_names, json_values, max_size=8), st.booleans())
+def test_payloads_read_in_one_pass_give_the_same_claims(
+    changes: dict[str, Any], with_org: bool
+) -> None:
+    payload = {**ISSUER.claims("user_1", now=1_700_000_000), **(ORG if with_org else {})}
+    payload.update(changes)
+    assert_same_from_json(payload)
+
+
+def assert_same_from_json(payload: dict[str, Any]) -> ClerkClaims | None:
+    """The JSON text's one-pass reading builds what pydantic builds from json.loads, or
+    leaves it to pydantic."""
+    raw = json.dumps(payload).encode()
+    read = token_claims.read_payload(raw)
+    fast = None if read is None else token_claims.claims_from_payload(read)
+    try:
+        slow = validated(json.loads(raw))
+    except ValidationError:
+        assert fast is None
+        return None
+    if fast is not None:
+        assert fast == slow and repr(fast) == repr(slow)
+        assert fast.model_fields_set == slow.model_fields_set
+        assert fast.model_dump_json() == slow.model_dump_json()
+        assert type(fast.model_extra) is ReadOnlyDict and type(fast.org_permissions) is ReadOnlyList
+        for value in (fast.model_extra or {}).values():
+            assert_read_only(value)
+    return fast
+
+
+@pytest.mark.parametrize("extra", PAYLOADS.values(), ids=list(PAYLOADS))
+def test_table_payloads_read_in_one_pass_give_the_same_claims(extra: dict[str, Any]) -> None:
+    payload = {**ISSUER.claims("user_1", now=1_700_000_000), **extra}
+    assert_same_from_json({name: value for name, value in payload.items() if value is not None})
+
+
+def test_a_clerk_payload_is_read_and_built_in_one_pass() -> None:
+    payload = ISSUER.claims("user_1", now=NOW, **ORG, pla="o:pro", azp="https://a.b")
+    assert assert_same_from_json(payload) is not None
+    deep = {"deep": [[1]] * 20}  # 41 brackets: it may nest deeper than 32
+    for unusual in ({"nbf": None}, {"iat": NOW + 0.5}, {"v": True}, deep):
+        raw = json.dumps({**payload, **unusual}).encode()
+        assert token_claims.read_payload(raw) is None, unusual  # left to the dict path
+
+
 def test_remembered_permissions_are_a_fresh_list_each_time() -> None:
     first = decode_org_permissions("o:a,o:b", "read,write", "3,1")
     assert first == ["org:a:read", "org:a:write", "org:b:read"]
@@ -375,15 +421,21 @@ def assert_one_pass_agrees(changes: dict[str, Any], settings_: ClerkSettings) ->
         one_by_one = error
     if rules.passes(payload, NOW) and token_claims.build_token_claims(payload) is not None:
         assert isinstance(one_by_one, ClerkClaims), changes  # never accepts a refused token
-    try:
-        result: Any = claim_checks.verified_claims(payload, settings_, rules, NOW)
-    except ClerkAuthError as error:
-        if isinstance(one_by_one, ClerkAuthError):  # the same reason and message
-            assert (error.reason, error.message) == (one_by_one.reason, one_by_one.message)
+    raw = json.dumps(payload).encode()
+    for read in (None, token_claims.read_payload(raw)):  # from the dict, from the JSON text
+        try:
+            result: Any = claim_checks.session_claims(
+                raw, read, json.loads(raw) if read is None else None, settings_, rules, NOW
+            )[0]
+        except ClerkAuthError as error:
+            if isinstance(one_by_one, ClerkAuthError):  # the same reason and message
+                assert (error.reason, error.message) == (one_by_one.reason, one_by_one.message)
+            else:
+                assert isinstance(one_by_one, ValidationError), changes
         else:
-            assert isinstance(one_by_one, ValidationError), changes
-    else:
-        assert result == one_by_one and repr(result) == repr(one_by_one), changes
+            assert repr(result) == repr(one_by_one), changes
+            assert result == one_by_one or "nan" in repr(result)  # NaN is not equal to itself
+            assert result.model_fields_set == one_by_one.model_fields_set
 
 
 def test_the_one_pass_check_agrees_on_every_single_claim_change() -> None:
