@@ -231,7 +231,7 @@ def test_table_payloads_read_in_one_pass_give_the_same_claims(extra: dict[str, A
 def test_a_clerk_payload_is_read_and_built_in_one_pass() -> None:
     payload = ISSUER.claims("user_1", now=NOW, **ORG, pla="o:pro", azp="https://a.b")
     assert assert_same_from_json(payload) is not None
-    deep = {"deep": [[1]] * 20}  # 41 brackets: it may nest deeper than 32
+    deep = {"deep": [[1]] * 40}  # 41 brackets: it may nest deeper than 32
     for unusual in ({"nbf": None}, {"iat": NOW + 0.5}, {"v": True}, deep):
         raw = json.dumps({**payload, **unusual}).encode()
         assert token_claims.read_payload(raw) is None, unusual  # left to the dict path
