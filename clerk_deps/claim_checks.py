@@ -195,9 +195,11 @@ def _invalid(reason: ErrorReason, message: str) -> ClerkAuthError:
 
 def _is_number(value: Any) -> bool:
     """A JSON NumericDate we can compare safely: finite and within 64 bits."""
+    if type(value) is int:  # the usual case, decided without the checks below
+        return -_LIMIT < value < _LIMIT
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return abs(value) < 2**63 and math.isfinite(value)
+    return abs(value) < _LIMIT and math.isfinite(value)
 
 
 def check_claim_types(payload: dict[str, Any]) -> None:

@@ -114,11 +114,13 @@ _KNOWN_HEADERS_MAX = 64
 _known_ids: set[int] = set()
 
 
-def remember_header(token: str, header: dict[str, Any]) -> None:
-    """Remember the decoded header of ``token``, which has passed every check."""
+def remember_header(token: str | bytes, header: dict[str, Any]) -> None:
+    """Remember the decoded header of ``token`` (or of its signing input), which has passed
+    every check."""
     if id(header) in _known_ids:
         return
-    head = token[: token.index(".")]
+    text = token.decode("ascii") if isinstance(token, bytes) else token
+    head = text[: text.index(".")]
     if head not in _known_headers:
         if len(_known_headers) >= _KNOWN_HEADERS_MAX:
             _known_headers.clear()

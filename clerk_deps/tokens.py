@@ -31,6 +31,7 @@ from .jws import (
     remember_header,
     split_token,
 )
+from .keys import KeySource
 from .session_status import enforce_revocation
 from .settings import ClerkSettings, get_settings
 from .token_cache import Prepared, selected_for
@@ -109,8 +110,7 @@ async def verify_prepared(
         _check_algorithm(header)
         _check_header_type(header, settings)
     kid = header.get("kid")
-    # A key at hand (fetched and fresh) is used without awaiting; otherwise get_key fetches.
-    key = source.key_at_hand(kid) if type(kid) is str and kid else None
+    key = _key_at_hand(source, kid)
     if key is None:
         key = await source.get_key(kid if isinstance(kid, str) else None)
         key_version = source.version  # the key set the key came from (it may just have loaded)
@@ -123,6 +123,11 @@ async def verify_prepared(
     if settings.revocation != "off":
         await enforce_revocation(claims, settings, now)
     return claims
+
+
+def _key_at_hand(source: KeySource, kid: Any) -> Key | None:
+    """A key at hand (fetched and fresh) is used without awaiting; ``None``: await get_key."""
+    return source.key_at_hand(kid) if type(kid) is str and kid else None
 
 
 _PKCS1V15 = padding.PKCS1v15()
@@ -223,9 +228,10 @@ async def verify_signed_jwt(decoded: DecodedJwt, settings: ClerkSettings, now: f
     _check_algorithm(header)
     kid = header.get("kid")
     source = selected_for(settings).source  # the instance's shared key source
-    key = await source.get_key(kid if isinstance(kid, str) else None)
+    key = _key_at_hand(source, kid) or await source.get_key(kid if isinstance(kid, str) else None)
     if not _signature_verifies(key, signing_input, signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
     check_claim_types(payload)
     check_times(payload, settings, now)
     check_issuer(payload, settings)
+    remember_header(signing_input, header)
