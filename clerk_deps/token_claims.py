@@ -300,7 +300,7 @@ def claims_from_payload(read: ValidatedPayload) -> ClerkClaims | None:
     organization = _organization_from(
         others.get("o"), fields["fea"], fields["v"], lambda: {**fields, **others}
     )
-    if organization is None:
+    if organization is None:  # pragma: no cover - JSON gives plain strings only
         return None
     org_id, org_slug, org_role, permissions, read_only_o = organization
     fields["org_id"] = org_id

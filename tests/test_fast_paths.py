@@ -237,6 +237,26 @@ def test_a_clerk_payload_is_read_and_built_in_one_pass() -> None:
         assert token_claims.read_payload(raw) is None, unusual  # left to the dict path
 
 
+class Text(str):
+    """A str subclass: never in a JSON payload, possible in claims given in code."""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"pla": Text("o:pro")},
+        {"v": None, "org_id": "org_1", "org_permissions": [Text("org:a:read")]},
+        {"v": None, "org_id": Text("org_1")},
+    ],
+    ids=["pla", "permission", "org_id"],
+)
+def test_string_subclasses_are_left_to_pydantic(extra: dict[str, Any]) -> None:
+    payload = {**ISSUER.claims("user_1", now=NOW), **extra}
+    payload = {name: value for name, value in payload.items() if name != "v" or value}
+    assert token_claims.build_token_claims(payload) is None
+    assert ClerkClaims.from_payload(payload) == validated(payload)
+
+
 def test_remembered_permissions_are_a_fresh_list_each_time() -> None:
     first = decode_org_permissions("o:a,o:b", "read,write", "3,1")
     assert first == ["org:a:read", "org:a:write", "org:b:read"]
