@@ -322,15 +322,18 @@ def _fva(value: Any) -> tuple[int, int] | None:
 
 
 # The names a token carried with those the normalisation always sets, one set object per
-# distinct set (each set costs about 1 KiB per cached token); bounded.
-_fields_sets: dict[frozenset[str], set[str]] = {}
+# distinct set (each set costs about 1 KiB per cached token); bounded, newest first.
+_fields_sets: list[tuple[set[str], set[str]]] = []  # (the names given, their shared set)
+_FIELDS_SETS_MAX = 16
 
 
 def _fields_set(given: set[str]) -> set[str]:
-    key = frozenset(given)
-    shared = _fields_sets.get(key)
-    if shared is None:
-        shared = set(given) | _ALWAYS_SET
-        if len(_fields_sets) < _SHAPES_MAX:
-            _fields_sets[key] = shared
+    # An instance's tokens come in a few shapes: comparing with each known one costs less
+    # than hashing a frozenset of the names.
+    for known, shared in _fields_sets:
+        if known == given:
+            return shared
+    shared = given | _ALWAYS_SET
+    _fields_sets.insert(0, (given, shared))
+    del _fields_sets[_FIELDS_SETS_MAX:]
     return shared

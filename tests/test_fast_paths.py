@@ -509,3 +509,19 @@ def test_remembered_shapes_and_organizations_are_bounded() -> None:
             {**ISSUER.claims("user_1", now=NOW), "o": {"id": f"org_{index}"}}
         )
     assert 0 < len(token_claims._organizations) <= token_claims._ORGANIZATIONS_MAX
+    for index in range(token_claims._FIELDS_SETS_MAX + 5):
+        raw = json.dumps({**ISSUER.claims("user_1", now=NOW), f"c{index}": 1}).encode()
+        read = token_claims.read_payload(raw)
+        assert read is not None and token_claims.claims_from_payload(read) is not None
+    assert len(token_claims._fields_sets) == token_claims._FIELDS_SETS_MAX
+
+
+def test_tokens_of_one_shape_share_their_fields_set() -> None:
+    claims = []
+    for user in ("user_1", "user_2"):
+        read = token_claims.read_payload(json.dumps(ISSUER.claims(user, now=NOW)).encode())
+        assert read is not None
+        claims.append(token_claims.claims_from_payload(read))
+    first, second = claims
+    assert first is not None and second is not None
+    assert first.model_fields_set is second.model_fields_set
