@@ -18,7 +18,7 @@ from .errors import ClerkAuthError, ErrorReason
 from .jws import DecodedJwt, decode_unverified
 from .settings import ClerkSettings
 from .token_cache import Prepared, prepared_for
-from .tokens import verify_prepared
+from .tokens import ReadToken, read_token, verify_prepared
 
 __all__ = ["Instance", "IssuerRouter", "unverified_issuer"]
 
@@ -50,10 +50,10 @@ class Instance:
         return prepared
 
     async def verify(
-        self, token: str, now: float, decoded: DecodedJwt | None = None
+        self, token: str, now: float, token_read: ReadToken | None = None
     ) -> ClerkClaims:
         prepared = self._prepared or self.prepared()
-        return await verify_prepared(token, self.settings, prepared, now, decoded)
+        return await verify_prepared(token, self.settings, prepared, now, token_read)
 
     async def warm_up(self) -> None:
         source = self.prepared().source
@@ -121,10 +121,10 @@ class IssuerRouter:
         instance = self._verified.get(token)
         if instance is not None:
             return await instance.verify(token, now)
-        # A new token is decoded once, for routing and for its verification.
-        decoded = decode_unverified(token)
-        instance = self.for_issuer(_issuer_of(decoded))
-        claims = await instance.verify(token, now, decoded)
+        # A new token is read once, for routing and for its verification.
+        token_read = read_token(token)
+        instance = self.for_issuer(token_read.issuer)
+        claims = await instance.verify(token, now, token_read)
         if self._max_verified:
             self._remember(token, instance)
         return claims

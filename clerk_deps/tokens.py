@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,7 +42,9 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TOKEN_BYTES",
     "DecodedJwt",
+    "ReadToken",
     "decode_unverified",
+    "read_token",
     "verify_prepared",
     "verify_signed_jwt",
     "verify_token",
@@ -75,11 +77,11 @@ async def verify_prepared(
     settings: ClerkSettings,
     prepared: Prepared,
     now: float,
-    decoded: DecodedJwt | None = None,
+    token_read: ReadToken | None = None,
 ) -> ClerkClaims:
     """:func:`verify_token` with the key source, token cache and claim rules of ``settings``
     already looked up (``ClerkAuth`` does that once per instance instead of once per request),
-    and optionally the token already decoded (:func:`~clerk_deps.jws.decode_unverified`).
+    and optionally the token already read (:func:`read_token`).
 
     Every verification, cached or not, goes through here: a check that applies to every
     accepted token belongs in this function, not in :func:`verify_token`.
@@ -94,16 +96,7 @@ async def verify_prepared(
             if settings.revocation != "off":
                 await enforce_revocation(cached, settings, now)
             return cached
-    read: ValidatedPayload | None = None
-    payload: dict[str, Any] | None
-    if decoded is not None:
-        header, payload, signing_input, signature = decoded
-        raw = b""
-    else:
-        header, raw, signing_input, signature = split_token(token)
-        read = read_payload(raw)  # parsed and type-checked in one pass when well-formed
-        # otherwise decoded now, so that a payload that is no JSON object is refused first
-        payload = decode_payload(raw) if read is None else None
+    header, raw, signing_input, signature, read, payload = token_read or read_token(token)
     if not _header_passes(header, rules.accept_jwt_templates):
         # before the key lookup: a token of the wrong kind costs no fetch
         _check_critical(header)
@@ -123,6 +116,34 @@ async def verify_prepared(
     if settings.revocation != "off":
         await enforce_revocation(claims, settings, now)
     return claims
+
+
+class ReadToken(NamedTuple):
+    """A session token split and its payload read, nothing verified yet."""
+
+    header: dict[str, Any]
+    raw: bytes  # the payload's JSON text
+    signing_input: bytes
+    signature: bytes
+    read: ValidatedPayload | None  # the payload read in one pass (read_payload), or None
+    payload: dict[str, Any] | None  # and then the payload decoded as a dict
+
+    @property
+    def issuer(self) -> str | None:
+        """The unverified ``iss`` (for routing to an instance only)."""
+        claims = self.read[0] if self.read is not None else self.payload or {}
+        iss = claims.get("iss")
+        return iss if isinstance(iss, str) else None
+
+
+def read_token(token: str) -> ReadToken:
+    """``token`` split and its payload read: in one pass by pydantic-core when well-formed,
+    else decoded as a dict now, so that a payload that is no JSON object is refused before
+    anything else (as :func:`~clerk_deps.jws.decode_unverified` refuses it)."""
+    header, raw, signing_input, signature = split_token(token)
+    read = read_payload(raw)
+    payload = decode_payload(raw) if read is None else None
+    return ReadToken(header, raw, signing_input, signature, read, payload)
 
 
 def _key_at_hand(source: KeySource, kid: Any) -> Key | None:

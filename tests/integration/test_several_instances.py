@@ -227,14 +227,14 @@ async def test_settings_for_routes_by_issuer(
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every token decoded (for routing and verification), in order."""
     tokens: list[str] = []
-    real = clerk_deps.instances.decode_unverified
+    real = clerk_deps.instances.read_token
 
     def counting(token: str) -> Any:
         tokens.append(token)
         return real(token)
 
-    monkeypatch.setattr(clerk_deps.instances, "decode_unverified", counting)
-    monkeypatch.setattr(clerk_deps.tokens, "decode_unverified", counting)
+    monkeypatch.setattr(clerk_deps.instances, "read_token", counting)
+    monkeypatch.setattr(clerk_deps.tokens, "read_token", counting)
     return tokens
 
 
