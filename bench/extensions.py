@@ -1,10 +1,10 @@
 """Rows for machine tokens, revocation and the shared store.
 
-Each function measures one row, or returns why it cannot yet (the feature it times is not in
-``clerk_deps``). To fill a row in, replace the body of its function: return a
-:class:`~harness.Measurement` whose ``run_once`` makes N calls and returns N, with any state it
-needs prepared before returning (or in ``before_each``, untimed). ``run.py`` puts it in the
-round-robin with the other rows and prints it with its target.
+Each function measures one row, or returns why it cannot (what it times is missing). It
+returns a :class:`~harness.Measurement` whose ``run(part, parts)`` makes that share of its
+calls and returns how many, with any state it needs prepared before returning (or in
+``prepare``, untimed). ``run.py`` puts it in the round-robin with the other rows and prints
+it with its target.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from harness import Measurement, drive
+from harness import Measurement, drive, share
 
 from clerk_deps import ClerkSettings, TokenType, authenticate, verify_token
 
@@ -52,11 +52,13 @@ def api_key_cached(settings: ClerkSettings, iterations: int) -> Measurement | st
         if fake.verify_calls() != 1:  # pragma: no cover - a broken cache, not a figure
             return "the API key was not verified exactly once"
     accepts = TokenType.API_KEY
+    batch = [key] * iterations
 
-    def run() -> int:
-        for _ in range(iterations):
-            drive(authenticate(key, machine_settings, accepts=accepts))
-        return iterations
+    def run(part: int, of: int) -> int:
+        inputs = share(batch, part, of)
+        for same in inputs:
+            drive(authenticate(same, machine_settings, accepts=accepts))
+        return len(inputs)
 
     return Measurement("api_key", run)
 
@@ -74,10 +76,11 @@ def m2m_jwt_cold(settings: ClerkSettings, count: int) -> Measurement | str:
     tokens = [issuer.m2m_token(f"mch_{i}", scopes=["mch_api"]) for i in range(count)]
     accepts = TokenType.M2M_TOKEN
 
-    def run() -> int:
-        for token in tokens:
+    def run(part: int, of: int) -> int:
+        inputs = share(tokens, part, of)
+        for token in inputs:
             drive(authenticate(token, settings, accepts=accepts))
-        return len(tokens)
+        return len(inputs)
 
     return Measurement("m2m", run)
 
@@ -98,12 +101,13 @@ def revocation_warm(settings: ClerkSettings, token: str, iterations: int) -> Mea
     _cleanups.append(revoked.clear)
     batch = [token] * iterations
 
-    def run() -> int:
-        for same in batch:
+    def run(part: int, of: int) -> int:
+        inputs = share(batch, part, of)
+        for same in inputs:
             drive(verify_token(same, revoking))
-        return iterations
+        return len(inputs)
 
-    return Measurement("revocation", run, lambda: drive(verify_token(token, revoking)))
+    return Measurement("revocation", run, lambda part, of: drive(verify_token(token, revoking)))
 
 
 _cleanups: list[Callable[[], None]] = []

@@ -1,10 +1,13 @@
 """What every row shares: the tokens, the timing loop, and the table.
 
-Timing: each row is a loop over prepared inputs (:class:`Measurement`). All rows are measured
-round-robin (one repeat of each in turn, ``repeats`` times) and the median of each row's
-repeats is reported, so a slow moment of a shared machine hits every row alike. Time is the
-measuring thread's CPU time (``time.thread_time_ns``), which leaves out the moments other
-processes held the core; the garbage collector stays on and runs between repeats.
+Timing: each row is a loop over prepared inputs (:class:`Measurement`). Rows take turns in
+small slices: a repeat splits every row's inputs into ``PARTS`` parts and runs the first part of
+every row, then the second part of every row, and so on, so that a busy moment of a shared
+machine hits every row alike (a row's figure is often the difference of two rows). Before each
+part, untimed, the row readies the state it measures (caches emptied for a cold row, its token
+cached for a warm one). The median of each row's repeats is reported. Time is the measuring
+thread's CPU time (``time.thread_time_ns``), which leaves out the moments other processes held
+the core; the garbage collector stays on.
 """
 
 from __future__ import annotations
@@ -117,13 +120,23 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("the coroutine suspended: it needs an event loop (network key source?)")
 
 
+PARTS = 30
+
+
+def share(items: Sequence[T], part: int, parts: int) -> Sequence[T]:
+    """Part ``part`` of ``parts`` of ``items`` (the parts cover them all, in order)."""
+    count = len(items)
+    return items[part * count // parts : (part + 1) * count // parts]
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """``run_once`` makes N calls and returns N; ``before_each`` prepares a repeat, untimed."""
+    """``run(part, parts)`` makes that share of the row's calls and returns how many;
+    ``prepare(part, parts)`` readies it, untimed."""
 
     name: str
-    run_once: Callable[[], int]
-    before_each: Callable[[], None] | None = None
+    run: Callable[[int, int], int]
+    prepare: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,16 +150,23 @@ class Timing:
         return (max(self.runs_us) - min(self.runs_us)) / self.median_us
 
 
-def measure_round_robin(measurements: Sequence[Measurement], repeats: int) -> dict[str, Timing]:
+def measure_round_robin(
+    measurements: Sequence[Measurement], repeats: int, parts: int = PARTS
+) -> dict[str, Timing]:
     runs: dict[str, list[float]] = {m.name: [] for m in measurements}
     for _ in range(repeats):
-        for m in measurements:
-            if m.before_each is not None:
-                m.before_each()
-            gc.collect()
-            start = time.thread_time_ns()
-            calls = m.run_once()
-            runs[m.name].append((time.thread_time_ns() - start) / calls / 1000)
+        elapsed = dict.fromkeys(runs, 0)
+        calls = dict.fromkeys(runs, 0)
+        gc.collect()
+        for part in range(parts):
+            for m in measurements:
+                if m.prepare is not None:
+                    m.prepare(part, parts)
+                start = time.thread_time_ns()
+                calls[m.name] += m.run(part, parts)
+                elapsed[m.name] += time.thread_time_ns() - start
+        for name in runs:
+            runs[name].append(elapsed[name] / calls[name] / 1000)
     return {name: Timing(statistics.median(r), tuple(r)) for name, r in runs.items()}
 
 

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from harness import Measurement, drive
+from harness import Measurement, drive, share
 from starlette.requests import Request
 
 from clerk_deps.testing import TestIssuer
@@ -101,10 +101,11 @@ def fastapi_clerk_auth(
     requests = [bearer_request(token) for token in tokens]
     fetched = server.requests
 
-    def run() -> int:
-        for request in requests:
+    def run(part: int, of: int) -> int:
+        inputs = share(requests, part, of)
+        for request in inputs:
             drive(bearer(request))
-        return len(requests)
+        return len(inputs)
 
     def check() -> str:
         extra = server.requests - fetched
@@ -125,9 +126,10 @@ def clerk_backend_api(
     if why:
         return None, lambda: why
 
-    def run() -> int:
-        for token in tokens:
+    def run(part: int, of: int) -> int:
+        inputs = share(tokens, part, of)
+        for token in inputs:
             verify_token(token, options)
-        return len(tokens)
+        return len(inputs)
 
     return Measurement(LABELS[1], run), lambda: ""

@@ -32,6 +32,7 @@ import verify
 from cryptography.hazmat.primitives.asymmetric import rsa
 from harness import (
     APP_ORIGIN,
+    PARTS,
     Measurement,
     Row,
     Timing,
@@ -116,7 +117,7 @@ def run_bench(config: Config) -> BenchResult:
         if isinstance(made, str):
             pending[name] = made
         else:
-            timed.append(Measurement(name, made.run_once, made.before_each))
+            timed.append(Measurement(name, made.run, made.prepare))
     with ExitStack() as stack:
         route_rows = None
         if config.routes:
@@ -149,7 +150,7 @@ def run_bench(config: Config) -> BenchResult:
     notes = [
         f"load average at start {load_start}, at end {load_average()} "
         f"({platform.machine()}, {_cpus()} CPUs): other processes share the cores, so expect "
-        "noise; the ratios come from one run, measured round-robin.",
+        f"noise; the ratios come from one run, measured round-robin in {PARTS} slices per repeat.",
         f"thread CPU time, median of {config.repeats} repeats; cold rows: {config.tokens:,} "
         f"distinct tokens per repeat; warm rows: one token x {config.warm_iterations:,}.",
         f"python {platform.python_version()}, clerk_deps at {_commit()}; "
@@ -272,10 +273,10 @@ def profile(config: Config) -> None:
         ("cold", verify.verify_cold(settings, tokens)),
         ("warm", verify.verify_warm(settings, tokens[0], config.warm_iterations)),
     ):
-        if run.before_each is not None:
-            run.before_each()
+        if run.prepare is not None:
+            run.prepare(0, 1)
         profiler = cProfile.Profile()
-        profiler.runcall(run.run_once)
+        profiler.runcall(run.run, 0, 1)
         print(f"\ncProfile, {label}:")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from harness import Measurement, drive, forget_verified_tokens
+from harness import Measurement, drive, forget_verified_tokens, share
 
 from clerk_deps import ClerkSettings, verify_token
 
@@ -28,24 +28,26 @@ def floor(public_key: rsa.RSAPublicKey, tokens: Sequence[str]) -> Measurement:
         parts.append((raw, f"{header}.{payload}".encode("ascii")))
     verify, pkcs1, sha256 = public_key.verify, padding.PKCS1v15(), hashes.SHA256()
 
-    def run() -> int:
-        for signature, signing_input in parts:
+    def run(part: int, of: int) -> int:
+        inputs = share(parts, part, of)
+        for signature, signing_input in inputs:
             verify(signature, signing_input, pkcs1, sha256)
-        return len(parts)
+        return len(inputs)
 
     return Measurement("floor", run)
 
 
 def verify_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:
     """Cold: each call verifies a token it has never seen (every verified-token cache is
-    emptied before each repeat, untimed). Includes remembering the result in the cache."""
+    emptied before each part, untimed). Includes remembering the result in the cache."""
 
-    def run() -> int:
-        for token in tokens:
+    def run(part: int, of: int) -> int:
+        inputs = share(tokens, part, of)
+        for token in inputs:
             drive(verify_token(token, settings))
-        return len(tokens)
+        return len(inputs)
 
-    return Measurement("cold", run, forget_verified_tokens)
+    return Measurement("cold", run, lambda part, of: forget_verified_tokens())
 
 
 def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement:
@@ -53,9 +55,10 @@ def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measure
     a cache hit, with ``exp``/``nbf`` checked again on each call."""
     batch = [token] * iterations
 
-    def run() -> int:
-        for same in batch:
+    def run(part: int, of: int) -> int:
+        inputs = share(batch, part, of)
+        for same in inputs:
             drive(verify_token(same, settings))
-        return iterations
+        return len(inputs)
 
-    return Measurement("warm", run, lambda: drive(verify_token(token, settings)))
+    return Measurement("warm", run, lambda part, of: drive(verify_token(token, settings)))
