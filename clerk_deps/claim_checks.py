@@ -2,10 +2,11 @@
 
 Runs after the signature has verified: types of the registered claims, session (not machine
 or template) subject, ``exp``/``nbf``/``iat`` with the leeway, ``iss``, ``aud``, ``azp`` and
-the session status. :func:`verified_claims` first tries one pass that only accepts a
-well-formed token (:meth:`ClaimRules.passes`, then claims built without pydantic); anything
-else takes the check-by-check path, which raises the first failed check with its reason.
-Both accept exactly the same tokens and build equal claims.
+the session status. :func:`session_claims` first tries one pass that only accepts a
+well-formed token (:meth:`ClaimRules.passes` on the payload read by pydantic-core, then
+claims built without pydantic's validation); anything else takes the check-by-check path
+(:func:`verified_claims`), which raises the first failed check with its reason. Both accept
+exactly the same tokens and build equal claims.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .errors import ClerkAuthError, ErrorReason
 from .jws import decode_payload
 from .setting_values import issuer_from_publishable_key
 from .settings import ClerkSettings
-from .token_claims import ValidatedPayload, build_token_claims, claims_from_payload
+from .token_claims import ValidatedPayload, claims_from_payload
 
 __all__ = [
     "ClaimRules",
@@ -34,8 +35,6 @@ __all__ = [
 
 _STRING_CLAIMS = ("iss", "sid", "azp", "sts", "jti", "email")
 _LIMIT = 2**63  # NumericDates are compared only within 64 bits
-_ABSENT: Any = object()
-
 
 class ClaimRules(NamedTuple):
     """What the settings decide about claims, read once per settings object."""
@@ -60,62 +59,30 @@ class ClaimRules(NamedTuple):
             settings.accept_jwt_templates,
         )
 
-    def passes(self, payload: dict[str, Any], now: float) -> bool:
-        """Whether ``payload`` passes every check of :func:`check_claims` for certain, given
-        that the string claims have their types (:func:`build_token_claims` checks those).
-        ``False`` only means "not certain": the caller runs the checks one by one."""
-        nbf = payload.get("nbf", _ABSENT)
-        if nbf is None:
-            return False  # present but null: no NumericDate
-        return self.passes_values(
-            payload.get("sub"),
-            payload.get("iat"),
-            payload.get("exp"),
-            None if nbf is _ABSENT else nbf,
-            payload.get("sid"),
-            payload.get("iss"),
-            payload.get("aud"),
-            payload.get("azp"),
-            payload.get("sts"),
-            now,
-        )
-
-    def passes_values(
-        self,
-        sub: Any,
-        iat: Any,
-        exp: Any,
-        nbf: Any,  # None: absent
-        sid: Any,
-        iss: Any,
-        aud: Any,
-        azp: Any,
-        sts: Any,
-        now: float,
-    ) -> bool:
-        """:meth:`passes`, given the claims it reads."""
-        if type(sub) is not str or type(iat) is not int or type(exp) is not int:
-            return False
+    def passes(self, read: ValidatedPayload, now: float) -> bool:
+        """Whether a payload :func:`read_payload` accepted (every field has the type the model
+        stores; ``nbf`` ``None``: absent) passes every check of :func:`check_claims` for
+        certain. ``False`` only means "not certain": the caller runs the checks one by one."""
+        fields, others, _ = read
+        sub, iat, exp, nbf = fields["sub"], fields["iat"], fields["exp"], fields["nbf"]
         if not sub or sub.startswith("mch_") or not -_LIMIT < iat < _LIMIT:
             return False
         leeway = self.leeway
         if not -_LIMIT < exp < _LIMIT or exp + leeway <= now:
             return False
-        if nbf is not None and (
-            type(nbf) is not int or not -_LIMIT < nbf < _LIMIT or nbf - leeway > now
-        ):
+        if nbf is not None and (not -_LIMIT < nbf < _LIMIT or nbf - leeway > now):
             return False
         if self.verify_iat and iat - leeway > now:
             return False
-        if not self.accept_jwt_templates and not sid:
+        if not self.accept_jwt_templates and not fields["sid"]:
             return False
-        if self.issuer is not None and iss != self.issuer:
+        if self.issuer is not None and fields["iss"] != self.issuer:
             return False
-        if self.audiences and not _audience_matches(aud, self.audiences):
+        if self.audiences and not _audience_matches(others.get("aud"), self.audiences):
             return False
-        if self.authorized_parties and azp not in self.authorized_parties:
+        if self.authorized_parties and fields["azp"] not in self.authorized_parties:
             return False
-        return self.accept_pending_sessions or sts != "pending"
+        return self.accept_pending_sessions or fields["sts"] != "pending"
 
 
 def session_claims(
@@ -133,36 +100,18 @@ def session_claims(
     ``None`` with ``payload`` the decoded dict. A payload read in one pass that passes in one
     pass is built at once; anything else is decoded and checked claim by claim."""
     if read is not None:
-        fields, others, _ = read
-        if rules.passes_values(
-            fields["sub"],
-            fields["iat"],
-            fields["exp"],
-            fields["nbf"],
-            fields["sid"],
-            fields["iss"],
-            others.get("aud"),
-            fields["azp"],
-            fields["sts"],
-            now,
-        ):
+        if rules.passes(read, now):
             claims = claims_from_payload(read)
             if claims is not None:
-                return claims, fields["exp"], fields["nbf"]
+                return claims, read[0]["exp"], read[0]["nbf"]
         payload = decode_payload(raw)
     assert payload is not None
-    return verified_claims(payload, settings, rules, now), payload["exp"], payload.get("nbf")
+    return verified_claims(payload, settings, now), payload["exp"], payload.get("nbf")
 
 
-def verified_claims(
-    payload: dict[str, Any], settings: ClerkSettings, rules: ClaimRules, now: float
-) -> ClerkClaims:
+def verified_claims(payload: dict[str, Any], settings: ClerkSettings, now: float) -> ClerkClaims:
     """The claims of a payload whose signature has verified, after every claim check; raises
     :class:`ClerkAuthError` with the first check that fails."""
-    if rules.passes(payload, now):
-        claims = build_token_claims(payload)
-        if claims is not None:
-            return claims
     check_claims(payload, settings, now)
     try:
         return ClerkClaims.from_payload(payload)

@@ -2,8 +2,9 @@
 :class:`Actor`, and how claims are built from a verified payload.
 
 Clerk packs the active organization, billing and step-up state into compact claims. They are
-normalised once, when the claims are built (:func:`ClerkClaims.from_payload`, which skips
-pydantic's validation when every field already has its final type). The rules themselves live
+normalised once, when the claims are built (:func:`ClerkClaims.from_payload`; verification
+builds them without pydantic's validation when it can, see :mod:`clerk_deps.token_claims`).
+The rules themselves live
 in :mod:`clerk_deps.organization` (roles, permissions, ``fea``/``pla``, v1/v2 organization
 claims), :mod:`clerk_deps.reverification` (``fva`` and step-up) and :mod:`clerk_deps.readonly`
 (the read-only containers); their public names are importable from here too.
@@ -135,12 +136,6 @@ class ClerkClaims(ReadOnlyModel):
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> ClerkClaims:
         """Build claims from a verified token payload (Clerk's v1/v2 organization rules)."""
-        if cls is ClerkClaims:
-            from .token_claims import build_token_claims  # it builds ClerkClaims: imported late
-
-            claims = build_token_claims(payload)
-            if claims is not None:
-                return claims
         return cls.model_validate(payload, context=_TOKEN_CONTEXT)
 
     def has(

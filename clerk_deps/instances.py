@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from .claims import ClerkClaims
 from .connection import session_cookie_names
 from .errors import ClerkAuthError, ErrorReason
-from .jws import DecodedJwt, decode_unverified
 from .settings import ClerkSettings
 from .token_cache import Prepared, prepared_for
 from .tokens import ReadToken, read_token, verify_prepared
@@ -61,28 +60,19 @@ class Instance:
 
 
 def unverified_issuer(token: str) -> str | None:
-    """The ``iss`` of ``token``'s payload, decoded without any verification (for routing only).
+    """The ``iss`` of ``token``'s payload, read without any verification (for routing only).
 
     Raises ``token-invalid`` when the token is not a compact JWT with JSON object segments
     (an opaque machine token included: it has no issuer to route by).
     """
-    return _issuer_of(_decoded(token))
-
-
-def _decoded(token: str) -> DecodedJwt:
     try:
-        return decode_unverified(token)
+        return read_token(token).issuer
     except ClerkAuthError as error:
         if error.reason is not ErrorReason.TOKEN_TYPE_MISMATCH:
             raise
         raise ClerkAuthError(
             ErrorReason.TOKEN_INVALID, "not a JWT: expected 3 dot-separated segments, got 1"
         ) from None
-
-
-def _issuer_of(decoded: DecodedJwt) -> str | None:
-    iss = decoded[1].get("iss")
-    return iss if isinstance(iss, str) else None
 
 
 class IssuerRouter:

@@ -128,6 +128,9 @@ class ReadToken(NamedTuple):
     read: ValidatedPayload | None  # the payload read in one pass (read_payload), or None
     payload: dict[str, Any] | None  # and then the payload decoded as a dict
 
+    def __repr__(self) -> str:
+        return "ReadToken(<token parts not shown>)"  # they are the token itself
+
     @property
     def issuer(self) -> str | None:
         """The unverified ``iss`` (for routing to an instance only)."""
