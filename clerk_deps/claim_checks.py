@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from .claims import ClerkClaims
 from .errors import ClerkAuthError, ErrorReason
-from .jws import decode_payload
 from .setting_values import issuer_from_publishable_key
 from .settings import ClerkSettings
 from .token_claims import ValidatedPayload, claims_from_payload
+from .token_reading import ReadToken
 
 __all__ = [
     "ClaimRules",
@@ -35,6 +35,7 @@ __all__ = [
 
 _STRING_CLAIMS = ("iss", "sid", "azp", "sts", "jti", "email")
 _LIMIT = 2**63  # NumericDates are compared only within 64 bits
+
 
 class ClaimRules(NamedTuple):
     """What the settings decide about claims, read once per settings object."""
@@ -86,26 +87,19 @@ class ClaimRules(NamedTuple):
 
 
 def session_claims(
-    raw: bytes,
-    read: ValidatedPayload | None,
-    payload: dict[str, Any] | None,
-    settings: ClerkSettings,
-    rules: ClaimRules,
-    now: float,
+    token: ReadToken, settings: ClerkSettings, rules: ClaimRules, now: float
 ) -> tuple[ClerkClaims, float, float | None]:
     """The claims of a token whose signature has verified, after every claim check, with its
     exact ``exp`` and ``nbf``; raises :class:`ClerkAuthError` with the first check that fails.
 
-    ``raw`` is the payload's JSON text; ``read`` what :func:`read_payload` made of it, or
-    ``None`` with ``payload`` the decoded dict. A payload read in one pass that passes in one
-    pass is built at once; anything else is decoded and checked claim by claim."""
-    if read is not None:
-        if rules.passes(read, now):
-            claims = claims_from_payload(read)
-            if claims is not None:
-                return claims, read[0]["exp"], read[0]["nbf"]
-        payload = decode_payload(raw)
-    assert payload is not None
+    A payload read in one pass (``token.read``) that passes in one pass is built at once;
+    anything else is decoded as a dict and checked claim by claim."""
+    read = token.read
+    if read is not None and rules.passes(read, now):
+        claims = claims_from_payload(read)
+        if claims is not None:
+            return claims, read[0]["exp"], read[0]["nbf"]
+    payload = token.payload_dict()
     return verified_claims(payload, settings, now), payload["exp"], payload.get("nbf")
 
 

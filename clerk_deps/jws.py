@@ -21,11 +21,16 @@ from .errors import ClerkAuthError, ErrorReason
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TOKEN_BYTES",
+    "PYDANTIC_CORE_BASE64",
     "DecodedJwt",
+    "decode_base64url",
     "decode_payload",
     "decode_unverified",
+    "known_header",
     "may_nest_deeper",
+    "nests_deeper",
     "remember_header",
+    "segments_canonical",
     "split_token",
 ]
 
@@ -79,12 +84,7 @@ def split_token(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
     data = token.encode("ascii")
     if data.translate(None, _BASE64URL_AND_DOT):
         raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: segments must be base64url text")
-    last = len(token) - 1
-    if not (
-        _canonical(first, token[first - 1])
-        and _canonical(second - first - 1, token[second - 1])
-        and _canonical(last - second, token[last])
-    ):
+    if not segments_canonical(token, first, second):
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             "not a JWT: a segment is not canonical base64url (one token, one spelling)",
@@ -114,6 +114,11 @@ _KNOWN_HEADERS_MAX = 64
 _known_ids: set[int] = set()
 
 
+def known_header(segment: str) -> dict[str, Any] | None:
+    """The decoded header of a header segment seen on a token that passed every check."""
+    return _known_headers.get(segment)
+
+
 def remember_header(token: str | bytes, header: dict[str, Any]) -> None:
     """Remember the decoded header of ``token`` (or of its signing input), which has passed
     every check."""
@@ -134,6 +139,17 @@ def remember_header(token: str | bytes, header: dict[str, Any]) -> None:
 # (otherwise one token has up to 16, each a cache entry of its own). Index = length % 4; a
 # length of 1 mod 4 is never valid.
 _CANONICAL_LAST = ("", "", "AQgw", "AEIMQUYcgkosw048")
+
+
+def segments_canonical(token: str, first: int, second: int) -> bool:
+    """Whether each segment of ``token`` (base64url text, dots at ``first`` and ``second``)
+    is the one spelling of its bytes."""
+    last = len(token) - 1
+    return (
+        _canonical(first, token[first - 1])
+        and _canonical(second - first - 1, token[second - 1])
+        and _canonical(last - second, token[last])
+    )
 
 
 def _canonical(length: int, last: str) -> bool:
@@ -170,8 +186,16 @@ def _pydantic_core_decoder() -> Callable[[bytes], bytes] | None:
     return decode if works else None
 
 
+_pydantic_core_b64decode = _pydantic_core_decoder()
+PYDANTIC_CORE_BASE64 = _pydantic_core_b64decode is not None
+"""Whether pydantic-core decodes base64url here (else the standard library does)."""
 # Only called on canonical base64url text (checked in decode_unverified), which always decodes.
-_b64decode: Callable[[bytes], bytes] = _pydantic_core_decoder() or _a2b_urlsafe
+_b64decode: Callable[[bytes], bytes] = _pydantic_core_b64decode or _a2b_urlsafe
+
+
+def decode_base64url(segment: bytes) -> bytes:
+    """The bytes of one canonical base64url segment."""
+    return _b64decode(segment)
 
 
 def _decode_segment(raw: bytes, name: str) -> dict[str, Any]:
@@ -188,7 +212,7 @@ def _decode_segment(raw: bytes, name: str) -> dict[str, Any]:
             ) from None
     if not isinstance(value, dict):
         raise _invalid(ErrorReason.TOKEN_INVALID, f"not a JWT: the {name} is not a JSON object")
-    if may_nest_deeper(raw) and _depth_exceeds(value):
+    if may_nest_deeper(raw) and nests_deeper(value):
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             f"the {name} nests deeper than {MAX_JSON_DEPTH} levels",
@@ -202,7 +226,7 @@ def may_nest_deeper(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return raw.count(b"[") + raw.count(b"{") > limit
 
 
-def _depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+def nests_deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether a decoded JSON value nests more than ``limit`` containers deep (iteratively)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:

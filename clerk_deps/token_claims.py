@@ -22,7 +22,7 @@ from .organization import normalize_organization
 from .readonly import ReadOnlyDict, ReadOnlyList, read_only
 from .reverification import parse_fva
 
-__all__ = ["ValidatedPayload", "claims_from_payload", "read_payload"]
+__all__ = ["PAYLOAD_FIELDS_SCHEMA", "ValidatedPayload", "claims_from_payload", "read_payload"]
 
 
 # The fields that pydantic stores exactly as given when the value has this exact type (or is
@@ -148,13 +148,12 @@ def _plain_field(name: str) -> Any:
     return core_schema.model_field(core_schema.with_default_schema(inner, default=None))
 
 
-# The fields of ClerkClaims, in declaration order, with exactly the types the model stores
-# as given (strict: no conversion); every other claim is kept as it is, in payload order.
-_PAYLOAD_FIELDS = SchemaValidator(
-    core_schema.model_fields_schema(
-        {name: _plain_field(name) for name in _FIELD_ORDER}, extra_behavior="allow"
-    )
+PAYLOAD_FIELDS_SCHEMA = core_schema.model_fields_schema(
+    {name: _plain_field(name) for name in _FIELD_ORDER}, extra_behavior="allow"
 )
+"""The fields of ClerkClaims, in declaration order, with exactly the types the model stores
+as given (strict: no conversion); every other claim is kept as it is, in payload order."""
+_PAYLOAD_FIELDS = SchemaValidator(PAYLOAD_FIELDS_SCHEMA)
 
 ValidatedPayload = tuple[dict[str, Any], dict[str, Any], set[str]]
 """The fields (every one, in declaration order), the other claims, and the names given."""

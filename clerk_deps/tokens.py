@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -26,18 +26,17 @@ from .jws import (
     MAX_JSON_DEPTH,
     MAX_TOKEN_BYTES,
     DecodedJwt,
-    decode_payload,
     decode_unverified,
     remember_header,
-    split_token,
 )
 from .keys import KeySource
 from .session_status import enforce_revocation
 from .settings import ClerkSettings, get_settings
 from .token_cache import Prepared, selected_for
-from .token_claims import ValidatedPayload, read_payload
+from .token_reading import ReadToken, read_token
 
-# MAX_*, DecodedJwt and decode_unverified live in .jws; re-exported for existing imports.
+# MAX_*, DecodedJwt and decode_unverified live in .jws, ReadToken and read_token in
+# .token_reading; re-exported for existing imports.
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TOKEN_BYTES",
@@ -96,7 +95,8 @@ async def verify_prepared(
             if settings.revocation != "off":
                 await enforce_revocation(cached, settings, now)
             return cached
-    header, raw, signing_input, signature, read, payload = token_read or read_token(token)
+    token_read = token_read or read_token(token)
+    header = token_read.header
     if not _header_passes(header, rules.accept_jwt_templates):
         # before the key lookup: a token of the wrong kind costs no fetch
         _check_critical(header)
@@ -107,46 +107,15 @@ async def verify_prepared(
     if key is None:
         key = await source.get_key(kid if isinstance(kid, str) else None)
         key_version = source.version  # the key set the key came from (it may just have loaded)
-    if not _signature_verifies(key, signing_input, signature):
+    if not _signature_verifies(key, token_read.signing_input, token_read.signature):
         raise _invalid(ErrorReason.TOKEN_INVALID_SIGNATURE, _signature_hint(settings))
-    claims, exp, nbf = session_claims(raw, read, payload, settings, rules, now)
+    claims, exp, nbf = session_claims(token_read, settings, rules, now)
     remember_header(token, header)
     if cache is not None:
         cache.put(token, claims, key_version, exp=exp, nbf=nbf)
     if settings.revocation != "off":
         await enforce_revocation(claims, settings, now)
     return claims
-
-
-class ReadToken(NamedTuple):
-    """A session token split and its payload read, nothing verified yet."""
-
-    header: dict[str, Any]
-    raw: bytes  # the payload's JSON text
-    signing_input: bytes
-    signature: bytes
-    read: ValidatedPayload | None  # the payload read in one pass (read_payload), or None
-    payload: dict[str, Any] | None  # and then the payload decoded as a dict
-
-    def __repr__(self) -> str:
-        return "ReadToken(<token parts not shown>)"  # they are the token itself
-
-    @property
-    def issuer(self) -> str | None:
-        """The unverified ``iss`` (for routing to an instance only)."""
-        claims = self.read[0] if self.read is not None else self.payload or {}
-        iss = claims.get("iss")
-        return iss if isinstance(iss, str) else None
-
-
-def read_token(token: str) -> ReadToken:
-    """``token`` split and its payload read: in one pass by pydantic-core when well-formed,
-    else decoded as a dict now, so that a payload that is no JSON object is refused before
-    anything else (as :func:`~clerk_deps.jws.decode_unverified` refuses it)."""
-    header, raw, signing_input, signature = split_token(token)
-    read = read_payload(raw)
-    payload = decode_payload(raw) if read is None else None
-    return ReadToken(header, raw, signing_input, signature, read, payload)
 
 
 def _key_at_hand(source: KeySource, kid: Any) -> Key | None:

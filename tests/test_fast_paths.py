@@ -38,6 +38,7 @@ from clerk_deps.keys import clear_key_sources
 from clerk_deps.testing import TestIssuer, sign_jwt
 from clerk_deps.testing.issuer import FORGER_SLOT, IsolatedSettings, shared_private_key
 from clerk_deps.token_cache import selected_for
+from clerk_deps.token_reading import ReadToken
 
 ISSUER = TestIssuer()
 CONTEXT = claims_module._TOKEN_CONTEXT
@@ -64,6 +65,12 @@ def one_pass(payload: dict[str, Any]) -> ClerkClaims | None:
     validation, or ``None`` when it leaves them to pydantic."""
     read = token_claims.read_payload(json.dumps(payload).encode())
     return None if read is None else token_claims.claims_from_payload(read)
+
+
+def token_read_of(raw: bytes, read: token_claims.ValidatedPayload | None) -> ReadToken:
+    """A token read with payload text ``raw``: read in one pass (``read``), or as a dict."""
+    segment = base64.urlsafe_b64encode(raw).rstrip(b"=")
+    return ReadToken({}, b"e30." + segment, b"", read, json.loads(raw) if read is None else None)
 
 
 def assert_same(payload: dict[str, Any]) -> ClerkClaims:
@@ -310,7 +317,7 @@ def test_exact_numeric_dates_are_left_to_pydantic_and_kept_exact_for_the_cache()
     raw = json.dumps(payload).encode()
     rules = claim_checks.ClaimRules.of(ISSUER.settings())
     claims, exp, _ = claim_checks.session_claims(
-        raw, None, json.loads(raw), ISSUER.settings(), rules, NOW
+        token_read_of(raw, None), ISSUER.settings(), rules, NOW
     )
     assert claims.exp == math.floor(NOW + 60.75) and exp == NOW + 60.75
 
@@ -420,7 +427,7 @@ def assert_one_pass_agrees(changes: dict[str, Any], settings_: ClerkSettings) ->
     for read in (None, one_read):  # from the dict, from the JSON text
         try:
             result: Any = claim_checks.session_claims(
-                raw, read, json.loads(raw) if read is None else None, settings_, rules, NOW
+                token_read_of(raw, read), settings_, rules, NOW
             )[0]
         except ClerkAuthError as error:
             if isinstance(one_by_one, ClerkAuthError):  # the same reason and message
