@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
@@ -79,19 +78,30 @@ async def authenticate(
     kind = opaque_type(token)
     if kind is not None:  # the hot path of API keys, kept free of extra awaits
         check_accepted(kind, types)
-        return await verifier_for(settings or get_settings()).verify(token, kind, clock())
+        verifier = verifier_for(settings or get_settings())
+        now = clock()
+        verdict = verifier.cache.get(token, now)
+        if verdict is not None and verdict.auth is not None:
+            return verdict.auth  # a remembered acceptance, as verify() would return it
+        return await verifier.verify(token, kind, now)
     return await _authenticate(token, settings, types, clock)
 
 
+# What each hashable ``accepts`` value means, looked up once (a dict, not lru_cache: a hit
+# costs half as much, and the API-key hit path pays it on every call). Bounded.
+_accepted_by_value: dict[Any, frozenset[TokenType]] = {}
+
+
 def _accepted(accepts: Accepts) -> frozenset[TokenType]:
-    if isinstance(accepts, (str, tuple, frozenset)):
-        return _accepted_cached(accepts)
-    return accepted_types(accepts)
-
-
-@lru_cache(maxsize=64)
-def _accepted_cached(accepts: Accepts) -> frozenset[TokenType]:
-    return accepted_types(accepts)
+    try:
+        found = _accepted_by_value.get(accepts)
+    except TypeError:  # a list: not hashable
+        return accepted_types(accepts)
+    if found is None:
+        found = accepted_types(accepts)
+        if len(_accepted_by_value) < 64:
+            _accepted_by_value[accepts] = found
+    return found
 
 
 async def _authenticate(

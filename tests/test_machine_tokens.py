@@ -55,6 +55,24 @@ def test_accepts_refuses_unknown_names_when_declared(accepts: Any) -> None:
         accepted_types(accepts)
 
 
+def test_what_accepts_means_is_remembered_per_value_and_bounded() -> None:
+    from itertools import permutations
+
+    from clerk_deps import machine_auth
+
+    machine_auth._accepted_by_value.clear()
+    values: list[Any] = [
+        order
+        for count in (1, 2, 3, 4)
+        for order in permutations([t.value for t in TokenType], count)
+    ]
+    values += ["any", TokenType.API_KEY, frozenset({"api_key"}), ["api_key", "m2m_token"]]
+    for _ in range(2):
+        for accepts in values:
+            assert machine_auth._accepted(accepts) == accepted_types(accepts)
+    assert len(machine_auth._accepted_by_value) == 64 < len(values)
+
+
 def test_token_type_values_are_clerks() -> None:
     assert [t.value for t in TokenType] == ["session_token", "m2m_token", "oauth_token", "api_key"]
     assert str(TokenType.API_KEY) == "api_key"

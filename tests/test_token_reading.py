@@ -203,6 +203,8 @@ def test_without_pydantic_cores_base64_every_token_is_read_step_by_step(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token = ISSUER.token("user_1")
+    monkeypatch.setattr(token_reading, "PYDANTIC_CORE_BASE64", False)
+    assert token_reading._segments_reader() is None
     monkeypatch.setattr(token_reading, "_READER", None)
     assert token_reading._read_at_once(token) is None
     assert token_reading.read_token(token).read == read_payload(token_payload(token))
