@@ -12,7 +12,7 @@ Nothing here verifies a signature or trusts a claim.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pydantic_core import SchemaValidator, core_schema
@@ -126,26 +126,19 @@ def _read_at_once(token: str) -> ReadToken | None:
 _new_read_token = tuple.__new__  # ReadToken(...) without NamedTuple's Python-level __new__
 
 
+_CONTAINERS = (dict, list)
+
+
 def _nested(read: ValidatedPayload) -> bool:
     """Whether the payload nests deeper than :data:`MAX_JSON_DEPTH` (only a claim that is a
     container of containers is measured: ``o`` and ``fva`` hold plain values)."""
     fields, others, _ = read
-    for value in others.values():
-        if _too_deep(value):
-            return True
-    return (
-        _too_deep(fields["fva"]) or _too_deep(fields["act"]) or _too_deep(fields["org_permissions"])
-    )
-
-
-def _too_deep(claim: Any) -> bool:
-    items: Iterable[Any]
-    if type(claim) is dict:
-        items = claim.values()
-    elif type(claim) is list:
-        items = claim
-    else:
-        return False
-    kinds = set(map(type, items))
-    # the claim's own level is the payload's second
-    return (dict in kinds or list in kinds) and nests_deeper(claim, MAX_JSON_DEPTH - 1)
+    for claim in (*others.values(), fields["fva"], fields["act"], fields["org_permissions"]):
+        if type(claim) in _CONTAINERS:
+            for item in claim.values() if type(claim) is dict else claim:
+                if type(item) in _CONTAINERS:
+                    # the claim's own level is the payload's second
+                    if nests_deeper(claim, MAX_JSON_DEPTH - 1):
+                        return True
+                    break
+    return False

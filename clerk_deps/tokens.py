@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from hashlib import sha256
 from hmac import compare_digest
-from typing import Any, cast
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -129,7 +129,11 @@ _PKCS1V15 = padding.PKCS1v15()
 _SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 
-_RSA_KEY_TYPES: set[type] = set()  # the concrete classes of cryptography's RSA public keys
+# Per verification key: the bound recover method of its cryptography RSA key and the
+# signature length its modulus takes. Holds the keys (so an id is never reused while stored);
+# a key set holds a few keys, and rotations add a few more: emptied when full.
+_RS256_KEYS: dict[int, tuple[Key, Callable[..., bytes], int]] = {}
+_RS256_KEYS_MAX = 64
 
 
 def _signature_verifies(key: Key, signing_input: bytes, signature: bytes) -> bool:
@@ -139,17 +143,19 @@ def _signature_verifies(key: Key, signing_input: bytes, signature: bytes) -> boo
     least eight ``FF``, ``00``) and what it carries must be, byte for byte, the DigestInfo of
     SHA-256 over the signing input. Equivalent to ``public_key.verify(..., PKCS1v15(),
     SHA256())``, and cheaper: OpenSSL is not asked to look the digest up again per call."""
-    public_key = getattr(key, "prepared_key", None)
-    kind = type(public_key)
-    if kind not in _RSA_KEY_TYPES:  # isinstance on an ABC costs more than the rest of this
+    known = _RS256_KEYS.get(id(key))
+    if known is None or known[0] is not key:
+        public_key = getattr(key, "prepared_key", None)
         if not isinstance(public_key, rsa.RSAPublicKey):
             return bool(key.verify(signing_input, signature))
-        _RSA_KEY_TYPES.add(kind)
-    rsa_key = cast(rsa.RSAPublicKey, public_key)
-    if len(signature) != (rsa_key.key_size + 7) >> 3:
+        if len(_RS256_KEYS) >= _RS256_KEYS_MAX:
+            _RS256_KEYS.clear()
+        size = (public_key.key_size + 7) >> 3
+        known = _RS256_KEYS[id(key)] = (key, public_key.recover_data_from_signature, size)
+    if len(signature) != known[2]:
         return False  # a shorter spelling of the same number is another token: refused
     try:
-        carried = rsa_key.recover_data_from_signature(signature, _PKCS1V15, None)
+        carried = known[1](signature, _PKCS1V15, None)
     except InvalidSignature:
         return False
     return compare_digest(carried, _SHA256_DIGEST_INFO + sha256(signing_input).digest())

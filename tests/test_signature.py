@@ -10,7 +10,7 @@ import hashlib
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jose.backends.cryptography_backend import CryptographyRSAKey
 
 from clerk_deps import ClerkAuthError, ErrorReason, verify_token
@@ -112,3 +112,18 @@ def test_the_digest_info_is_the_one_cryptography_signs() -> None:
     good = ISSUER.private_key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
     carried = PUBLIC.recover_data_from_signature(good, padding.PKCS1v15(), None)
     assert carried == tokens_module._SHA256_DIGEST_INFO + hashlib.sha256(MESSAGE).digest()
+
+
+def test_remembered_keys_are_bounded_and_each_verifies_with_its_own_modulus() -> None:
+    good = ISSUER.private_key.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small_key = CryptographyRSAKey(TestIssuer(private_key=small).public_pem, "RS256")
+    small_signature = small.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())
+    keys = [CryptographyRSAKey(ISSUER.public_pem, "RS256") for _ in range(70)]
+    for key in keys:
+        assert tokens_module._signature_verifies(key, MESSAGE, good)
+        assert not tokens_module._signature_verifies(key, MESSAGE + b"x", good)
+        assert not tokens_module._signature_verifies(key, MESSAGE, small_signature)
+        assert tokens_module._signature_verifies(small_key, MESSAGE, small_signature)
+        assert not tokens_module._signature_verifies(small_key, MESSAGE, good)
+    assert 0 < len(tokens_module._RS256_KEYS) <= tokens_module._RS256_KEYS_MAX < len(keys)
