@@ -105,6 +105,7 @@ def run_bench(config: Config) -> BenchResult:
 
     timed: list[Measurement] = [
         verify.floor(issuers[0].private_key.public_key(), tokens),
+        verify.signature_check(issuers[0].public_pem, tokens),
         verify.verify_cold(settings, tokens),
         verify.verify_warm(settings, tokens[0], config.warm_iterations),
     ]
@@ -167,6 +168,12 @@ def _latency_rows(
     section = "verify"
     rows = [
         timed_row(section, "floor: cryptography RS256 verify", f, f),
+        timed_row(
+            section,
+            "RS256 check as verify_token makes it (reference)",
+            timings["signature"].median_us,
+            f,
+        ),
         timed_row(section, "verify_token, cold (v2 token with organization)", cold, f, COLD_TARGET),
         timed_row(section, "verify_token, warm (repeated token)", warm, f, WARM_TARGET),
     ]
