@@ -22,7 +22,13 @@ from .organization import normalize_organization
 from .readonly import ReadOnlyDict, ReadOnlyList, read_only
 from .reverification import parse_fva
 
-__all__ = ["PAYLOAD_FIELDS_SCHEMA", "ValidatedPayload", "claims_from_payload", "read_payload"]
+__all__ = [
+    "PAYLOAD_FIELDS_SCHEMA",
+    "UNTYPED_FIELDS",
+    "ValidatedPayload",
+    "claims_from_payload",
+    "read_payload",
+]
 
 
 # The fields that pydantic stores exactly as given when the value has this exact type (or is
@@ -129,6 +135,14 @@ def _organization_of(values: dict[str, Any]) -> _Organization | None:
 # -- straight from the payload's JSON text --------------------------------------------------
 
 
+_READ_AS_GIVEN = ("org_id", "org_slug", "org_role")  # any JSON value, read by Clerk's rules
+
+UNTYPED_FIELDS = tuple(
+    name for name in _FIELD_ORDER if name not in _PLAIN_FIELDS or name in _READ_AS_GIVEN
+)
+"""The fields :func:`read_payload` takes as any JSON value (they may hold containers)."""
+
+
 def _plain_field(name: str) -> Any:
     kind = _PLAIN_FIELDS.get(name)
     if name in ("sub", "iat", "exp"):
@@ -138,7 +152,7 @@ def _plain_field(name: str) -> Any:
             else core_schema.int_schema(strict=True)
         )
     inner: core_schema.CoreSchema
-    if kind is None or name in ("org_id", "org_slug", "org_role"):
+    if name in UNTYPED_FIELDS:
         inner = core_schema.any_schema()  # read by Clerk's rules below, not stored as given
     elif name == "nbf":
         inner = core_schema.int_schema(strict=True)  # null is no NumericDate: pydantic decides

@@ -13,6 +13,7 @@ Nothing here verifies a signature or trusts a claim.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from pydantic_core import SchemaValidator, core_schema
@@ -27,7 +28,7 @@ from .jws import (
     nests_deeper,
     split_token,
 )
-from .token_claims import PAYLOAD_FIELDS_SCHEMA, ValidatedPayload, read_payload
+from .token_claims import PAYLOAD_FIELDS_SCHEMA, UNTYPED_FIELDS, ValidatedPayload, read_payload
 
 __all__ = ["ReadToken", "read_token"]
 
@@ -127,13 +128,15 @@ _new_read_token = tuple.__new__  # ReadToken(...) without NamedTuple's Python-le
 
 
 _CONTAINERS = (dict, list)
+_untyped_fields = itemgetter(*UNTYPED_FIELDS)  # the fields that may hold containers
 
 
 def _nested(read: ValidatedPayload) -> bool:
-    """Whether the payload nests deeper than :data:`MAX_JSON_DEPTH` (only a claim that is a
-    container of containers is measured: ``o`` and ``fva`` hold plain values)."""
+    """Whether the payload nests deeper than :data:`MAX_JSON_DEPTH`. Only a claim that is a
+    container of containers is measured (``o`` and ``fva`` hold plain values); the claims that
+    can hold one are the other claims and the fields read as any JSON value."""
     fields, others, _ = read
-    for claim in (*others.values(), fields["fva"], fields["act"], fields["org_permissions"]):
+    for claim in (*others.values(), *_untyped_fields(fields)):
         if type(claim) in _CONTAINERS:
             for item in claim.values() if type(claim) is dict else claim:
                 if type(item) in _CONTAINERS:

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clerk_deps import ClerkAuthError, ErrorReason, token_claims, token_reading, verify_token
+from clerk_deps import (
+    ClerkAuthError,
+    ClerkClaims,
+    ErrorReason,
+    token_claims,
+    token_reading,
+    verify_token,
+)
 from clerk_deps import jws as jws_module
 from clerk_deps.testing import TestIssuer, sign_jwt
 from clerk_deps.token_claims import read_payload
@@ -180,6 +187,21 @@ async def test_a_payload_nested_past_the_limit_is_refused_and_up_to_it_read(dept
         assert "deeper" in refused.value.message
     else:
         assert (await verify_token(token, ISSUER.settings())).model_extra["deep"] == nested(depth)
+
+
+@pytest.mark.parametrize("name", [*ClerkClaims.model_fields, "custom"])
+@pytest.mark.parametrize("depth", [31, 32])
+def test_every_claim_nested_past_the_limit_is_refused_as_step_by_step(
+    name: str, depth: int
+) -> None:
+    # a claim nested `depth` deep makes a payload of depth + 1: 32 is the limit
+    for version in (1, 2):
+        payload = {**ISSUER.claims("user_1"), "v": version, name: nested(depth)}
+        token = sign_jwt(ISSUER.header(), payload, ISSUER.private_key)
+        fast = assert_agrees(token)
+        refused = isinstance(step_by_step(token)[0], ErrorReason)
+        assert refused == (depth + 1 > jws_module.MAX_JSON_DEPTH)
+        assert fast is None or not refused
 
 
 @pytest.mark.parametrize(
