@@ -61,11 +61,11 @@ _FIELD_ORDER = tuple(ClerkClaims.model_fields)
 _ALWAYS_SET = frozenset({"org_id", "org_slug", "org_role", "org_permissions", "fva", "pla", "fea"})
 
 
-def _claims(fields: dict[str, Any], extra: dict[str, Any], fields_set: set[str]) -> ClerkClaims:
+def _claims(fields: dict[str, Any], extra: ReadOnlyDict, fields_set: set[str]) -> ClerkClaims:
     """The model object, its slots set as pydantic's own construction sets them."""
     claims = _new_claims(ClerkClaims)
     _set_dict(claims, fields)
-    _set_extra(claims, ReadOnlyDict(extra))
+    _set_extra(claims, extra)
     _set_fields_set(claims, fields_set)
     _set_private(claims, None)
     return claims
@@ -84,8 +84,10 @@ _set_fields_set = _slot_setter("__pydantic_fields_set__")
 _set_private = _slot_setter("__pydantic_private__")
 
 
-_Organization = tuple[Any, Any, Any, ReadOnlyList, "ReadOnlyDict | None"]
-_NO_ORGANIZATION: _Organization = (None, None, None, ReadOnlyList(), None)
+# org_id, org_slug, org_role, org_permissions, the read-only ``o`` when remembered, and the
+# read-only extras of a token whose only other claim is that ``o`` (most tokens of a member).
+_Organization = tuple[Any, Any, Any, ReadOnlyList, "ReadOnlyDict | None", "ReadOnlyDict | None"]
+_NO_ORGANIZATION: _Organization = (None, None, None, ReadOnlyList(), None, None)
 # The organization fields of each distinct ``o`` (its items, in order) and ``fea``, with the
 # read-only copy of ``o``: the tokens of one member of one organization share them. Only an
 # ``o`` of strings is remembered (a string never equals another type, so equal keys mean
@@ -111,7 +113,8 @@ def _organization_from(
             found = _organization_of(normalize_organization(claims()))
             strings = all(type(v) is str for v in o.values())
             if found is not None and strings and (fea is None or type(fea) is str):
-                found = (*found[:4], ReadOnlyDict(o))
+                read_only_o = ReadOnlyDict(o)
+                found = (*found[:4], read_only_o, ReadOnlyDict({"o": read_only_o}))
                 if len(_organizations) >= _ORGANIZATIONS_MAX:
                     _organizations.clear()
                 _organizations[key] = found
@@ -129,7 +132,7 @@ def _organization_of(values: dict[str, Any]) -> _Organization | None:
     for value in (org_id, org_slug, org_role):
         if value is not None and type(value) is not str:
             return None
-    return org_id, org_slug, org_role, ReadOnlyList(permissions), None
+    return org_id, org_slug, org_role, ReadOnlyList(permissions), None, None
 
 
 # -- straight from the payload's JSON text --------------------------------------------------
@@ -200,15 +203,17 @@ def claims_from_payload(read: ValidatedPayload) -> ClerkClaims | None:
     )
     if organization is None:  # pragma: no cover - JSON gives plain strings only
         return None
-    org_id, org_slug, org_role, permissions, read_only_o = organization
+    org_id, org_slug, org_role, permissions, read_only_o, only_o = organization
     fields["org_id"] = org_id
     fields["org_slug"] = org_slug
     fields["org_role"] = org_role
     fields["org_permissions"] = permissions
+    if only_o is not None and len(others) == 1:  # o itself, the remembered one: shared
+        return _claims(fields, only_o, _fields_set(given))
     for name, value in others.items():
         if isinstance(value, (list, dict)):
             others[name] = read_only_o if name == "o" and read_only_o else read_only(value)
-    return _claims(fields, others, _fields_set(given))
+    return _claims(fields, ReadOnlyDict(others), _fields_set(given))
 
 
 def _fva(value: Any) -> tuple[int, int] | None:

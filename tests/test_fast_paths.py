@@ -479,8 +479,15 @@ def test_tokens_of_one_member_share_the_organization() -> None:
     assert first.org_permissions is second.org_permissions  # read-only, so shared
     assert first.model_extra is not None and second.model_extra is not None
     assert first.model_extra["o"] is second.model_extra["o"]
+    assert first.model_extra is second.model_extra  # o is their only other claim
     assert first.org_permissions == ["org:invoices:read", "org:invoices:manage",
                                      "org:members:read"]  # fmt: skip
+    with pytest.raises(TypeError):
+        first.model_extra["o"] = {}
+    custom = assert_same(ISSUER.claims("user_3", now=NOW, plan="gold", **ORG))
+    assert custom.model_extra is not None and custom.model_extra is not first.model_extra
+    assert custom.model_extra == {"o": first.model_extra["o"], "plan": "gold"}
+    assert custom.model_extra["o"] is first.model_extra["o"]
 
 
 def test_remembered_organizations_and_fields_sets_are_bounded() -> None:
