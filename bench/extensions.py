@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 
 from harness import Measurement, drive, share
+from verify import verify_warm
 
-from clerk_deps import ClerkSettings, TokenType, authenticate, verify_token
+from clerk_deps import ClerkSettings, TokenType, authenticate
 
 
 def _missing(module: str, what: str) -> str | None:
@@ -99,15 +100,7 @@ def revocation_warm(settings: ClerkSettings, token: str, iterations: int) -> Mea
     for index in range(1000):
         revoked.revoke("session", f"sess_bench_revoked_{index:04d}")
     _cleanups.append(revoked.clear)
-    batch = [token] * iterations
-
-    def run(part: int, of: int) -> int:
-        inputs = share(batch, part, of)
-        for same in inputs:
-            drive(verify_token(same, revoking))
-        return len(inputs)
-
-    return Measurement("revocation", run, lambda part, of: drive(verify_token(token, revoking)))
+    return verify_warm(revoking, token, iterations, name="revocation")
 
 
 _cleanups: list[Callable[[], None]] = []

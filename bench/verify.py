@@ -79,7 +79,9 @@ def verify_cold(settings: ClerkSettings, tokens: Sequence[str]) -> Measurement:
     return Measurement("cold", run, lambda part, of: forget_verified_tokens())
 
 
-def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measurement:
+def verify_warm(
+    settings: ClerkSettings, token: str, iterations: int, name: str = "warm"
+) -> Measurement:
     """Warm: one token again and again (a browser's next requests within the token's minute):
     a cache hit, with ``exp``/``nbf`` checked again on each call."""
     batch = [token] * iterations
@@ -90,4 +92,4 @@ def verify_warm(settings: ClerkSettings, token: str, iterations: int) -> Measure
             drive(verify_token(same, settings))
         return len(inputs)
 
-    return Measurement("warm", run, lambda part, of: drive(verify_token(token, settings)))
+    return Measurement(name, run, lambda part, of: drive(verify_token(token, settings)))
