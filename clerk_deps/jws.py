@@ -30,7 +30,6 @@ __all__ = [
     "may_nest_deeper",
     "nests_deeper",
     "remember_header",
-    "segments_canonical",
     "split_token",
 ]
 
@@ -84,7 +83,7 @@ def split_token(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
     data = token.encode("ascii")
     if data.translate(None, _BASE64URL_AND_DOT):
         raise _invalid(ErrorReason.TOKEN_INVALID, "not a JWT: segments must be base64url text")
-    if not segments_canonical(token, first, second):
+    if not _segments_canonical(token, first, second):
         raise _invalid(
             ErrorReason.TOKEN_INVALID,
             "not a JWT: a segment is not canonical base64url (one token, one spelling)",
@@ -141,7 +140,7 @@ def remember_header(token: str | bytes, header: dict[str, Any]) -> None:
 _CANONICAL_LAST = ("", "", "AQgw", "AEIMQUYcgkosw048")
 
 
-def segments_canonical(token: str, first: int, second: int) -> bool:
+def _segments_canonical(token: str, first: int, second: int) -> bool:
     """Whether each segment of ``token`` (base64url text, dots at ``first`` and ``second``)
     is the one spelling of its bytes."""
     last = len(token) - 1
